@@ -1,0 +1,201 @@
+// Package client is the Go API of rexec: dial a server with a key, run
+// commands, echo. The CLI, the tests and the benchmarks all use it.
+//
+//	key, _ := client.LoadKey("", "")  // --key-file, $REXEC_KEY_FILE or the default path
+//	c, _ := client.New("127.0.0.1:50051", client.WithKey(key))
+//	defer c.Close()
+//	exited, err := c.Run(ctx, &rexecv1.RunRequest{Shell: "uname -a"}, os.Stdout, os.Stderr)
+//	// err: rexec itself failed; otherwise exited says how the command ended
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/interceptors"
+)
+
+// DefaultAddr is where rexecd listens by default.
+const DefaultAddr = "127.0.0.1:50051"
+
+// Client is a connection to one rexec server. It is safe for concurrent use.
+type Client struct {
+	conn *grpc.ClientConn
+	exec rexecv1.ExecServiceClient
+	echo rexecv1.EchoServiceClient
+}
+
+type options struct {
+	key       *interceptors.Key
+	tls       *tls.Config
+	keepalive time.Duration
+	dialOpts  []grpc.DialOption
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithKey signs every call with key. Without it calls carry no token, and
+// only health and reflection (when open) answer.
+func WithKey(key *interceptors.Key) Option { return func(o *options) { o.key = key } }
+
+// WithTLS dials with TLS. By default the connection is plaintext.
+func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
+
+// WithKeepalive sets how long a connection may be quiet before the client
+// pings the server. By default 30s; the server refuses pings more often than
+// every 5s.
+func WithKeepalive(d time.Duration) Option { return func(o *options) { o.keepalive = d } }
+
+// WithDialOptions adds raw gRPC dial options (a custom dialer, say).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
+}
+
+// New returns a client of the server at addr. The connection is made on the
+// first call.
+func New(addr string, opts ...Option) (*Client, error) {
+	o := options{keepalive: 30 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	creds := insecure.NewCredentials()
+	if o.tls != nil {
+		creds = credentials.NewTLS(o.tls)
+	}
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: 10 * time.Second}),
+	}
+	if o.key != nil {
+		dial = append(dial, interceptors.ClientOptions(o.key)...)
+	}
+	dial = append(dial, o.dialOpts...)
+	conn, err := grpc.NewClient("passthrough:///"+addr, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("rexec: dial %s: %w", addr, err)
+	}
+	return &Client{conn: conn, exec: rexecv1.NewExecServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Conn is the underlying connection, e.g. for the health client.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Exec is the generated ExecService client, for callers that want the raw
+// event stream or a Session.
+func (c *Client) Exec() rexecv1.ExecServiceClient { return c.exec }
+
+// Echo sends one message and returns the echo.
+func (c *Client) Echo(ctx context.Context, msg string, upper bool) (string, error) {
+	resp, err := c.echo.Echo(ctx, &rexecv1.EchoRequest{Message: msg, Upper: upper})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetMessage(), nil
+}
+
+// EchoStream is the generated bidi echo stream.
+func (c *Client) EchoStream(ctx context.Context) (rexecv1.EchoService_EchoStreamClient, error) {
+	return c.echo.EchoStream(ctx)
+}
+
+// Run runs req and copies its stdout and stderr to the writers as the chunks
+// arrive. It returns the Exited event, or an error when rexec itself failed
+// (a gRPC status, a broken stream, a writer's error).
+func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // a writer's error ends the call, and so the command
+	stream, err := c.exec.Run(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return Receive(stream.Recv, stdout, stderr)
+}
+
+// Receive reads the events of a Run or Session with recv until Exited,
+// writing output to the writers, and checks the stream's rules: Started
+// first, output sequence numbers without gaps, Exited last.
+func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	var seq uint64
+	for {
+		m, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("rexec: the stream ended without an exit status")
+		}
+		if err != nil {
+			return nil, err
+		}
+		ev := m.GetEvent()
+		var out *rexecv1.Output
+		w := stdout
+		switch k := ev.GetKind().(type) {
+		case *rexecv1.Event_Started:
+			continue
+		case *rexecv1.Event_Stdout:
+			out = k.Stdout
+		case *rexecv1.Event_Stderr:
+			out, w = k.Stderr, stderr
+		case *rexecv1.Event_Exited:
+			return k.Exited, nil
+		default:
+			return nil, fmt.Errorf("rexec: unknown event %T (a newer server?)", k)
+		}
+		if out.GetSeq() != seq+1 {
+			return nil, fmt.Errorf("rexec: output sequence jumped from %d to %d", seq, out.GetSeq())
+		}
+		seq = out.GetSeq()
+		if _, err := w.Write(out.GetData()); err != nil {
+			return nil, fmt.Errorf("rexec: writing %s: %w", map[bool]string{true: "stdout", false: "stderr"}[w == stdout], err)
+		}
+	}
+}
+
+// ExitStatus is the status a shell would report for e: the exit code, or
+// 128+N when signal N killed the command.
+func ExitStatus(e *rexecv1.Exited) int {
+	if e.GetSignalNumber() > 0 {
+		return 128 + int(e.GetSignalNumber())
+	}
+	return int(e.GetExitCode())
+}
+
+// LoadKey finds the client's key: from path, else $REXEC_KEY_FILE, else the
+// default path; the key with id, or the file's first key when id is empty.
+func LoadKey(path, id string) (*interceptors.Key, error) {
+	if path == "" {
+		path = os.Getenv("REXEC_KEY_FILE")
+	}
+	if path == "" {
+		var err error
+		if path, err = interceptors.DefaultKeyPath(); err != nil {
+			return nil, err
+		}
+	}
+	keys, err := interceptors.LoadKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return keys[0], nil
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("key file %s has no key %q", path, id)
+}

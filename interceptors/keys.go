@@ -1,0 +1,209 @@
+package interceptors
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+)
+
+// MinSecretLen is the shortest secret a key may have, in bytes.
+const MinSecretLen = 32
+
+// The scopes a key may grant. A key line with no scopes grants them all, as
+// an authorized_keys line with no options does.
+const (
+	ScopeExec    = "exec"    // ExecService.Run
+	ScopeSession = "session" // ExecService.Session
+	ScopeEcho    = "echo"    // EchoService
+	ScopeAdmin   = "admin"   // health and reflection, when they are closed
+)
+
+// AllScopes lists every scope, in the order of the docs.
+var AllScopes = []string{ScopeExec, ScopeSession, ScopeEcho, ScopeAdmin}
+
+// Key is one line of a key file.
+type Key struct {
+	ID     string
+	Secret []byte
+	// Scopes granted; nil or empty means all.
+	Scopes []string
+}
+
+// Allows reports whether k grants scope.
+func (k *Key) Allows(scope string) bool {
+	return len(k.Scopes) == 0 || slices.Contains(k.Scopes, scope)
+}
+
+// Line formats k as a key file line.
+func (k *Key) Line() string {
+	s := k.ID + " " + base64.StdEncoding.EncodeToString(k.Secret)
+	if len(k.Scopes) > 0 {
+		s += " " + strings.Join(k.Scopes, ",")
+	}
+	return s
+}
+
+// GenerateKey returns a new key with a 32-byte random secret.
+func GenerateKey(id string, scopes ...string) (*Key, error) {
+	if !validKeyID(id) {
+		return nil, fmt.Errorf("key id %q: use 1 to 64 of a-z A-Z 0-9 . _ -", id)
+	}
+	k := &Key{ID: id, Secret: make([]byte, MinSecretLen), Scopes: scopes}
+	if _, err := rand.Read(k.Secret); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// DefaultKeyPath is $XDG_CONFIG_HOME/rexec/keys, or ~/.config/rexec/keys.
+func DefaultKeyPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no default key file: %w (give one with --key-file)", err)
+	}
+	return filepath.Join(dir, "rexec", "keys"), nil
+}
+
+// ParseKeys parses key file text: one key a line, `KEY_ID BASE64_SECRET
+// [SCOPE,...]`, blank lines and `#` comments ignored.
+func ParseKeys(data []byte) ([]*Key, error) {
+	var keys []*Key
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 || len(f) > 3 {
+			return nil, fmt.Errorf("line %d: want KEY_ID BASE64_SECRET [SCOPE,...]", n)
+		}
+		k := &Key{ID: f[0]}
+		if !validKeyID(k.ID) {
+			return nil, fmt.Errorf("line %d: key id %q: use 1 to 64 of a-z A-Z 0-9 . _ -", n, k.ID)
+		}
+		if seen[k.ID] {
+			return nil, fmt.Errorf("line %d: key id %q appears twice", n, k.ID)
+		}
+		seen[k.ID] = true
+		secret, err := base64.StdEncoding.DecodeString(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("line %d (key %q): secret is not standard base64", n, k.ID)
+		}
+		if len(secret) < MinSecretLen {
+			return nil, fmt.Errorf("line %d (key %q): secret is %d bytes, want at least %d (make one with `rexec keygen`)", n, k.ID, len(secret), MinSecretLen)
+		}
+		k.Secret = secret
+		if len(f) == 3 {
+			for _, s := range strings.Split(f[2], ",") {
+				if !slices.Contains(AllScopes, s) {
+					return nil, fmt.Errorf("line %d (key %q): unknown scope %q (known: %s)", n, k.ID, s, strings.Join(AllScopes, ","))
+				}
+				k.Scopes = append(k.Scopes, s)
+			}
+		}
+		keys = append(keys, k)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no keys in it")
+	}
+	return keys, nil
+}
+
+// LoadKeyFile reads and parses a key file. It refuses a file that group or
+// others may read or write, as ssh refuses such a private key.
+func LoadKeyFile(path string) ([]*Key, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is open to group or others (mode %04o): run `chmod 600 %s`", path, perm, path)
+	}
+	if fi.Size() > 1<<20 {
+		return nil, fmt.Errorf("key file %s is over 1 MiB: not a key file", path)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	keys, err := ParseKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return keys, nil
+}
+
+// EnsureKeyFile creates a key file at path with one new key (id "default",
+// all scopes), mode 0600, unless a file is there already. It reports whether
+// it created one.
+func EnsureKeyFile(path string) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	k, err := GenerateKey("default")
+	if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false, err
+	}
+	_, err = fmt.Fprintf(f, "# rexec keys: KEY_ID BASE64_SECRET [SCOPE,...]; no scopes means all (%s)\n%s\n",
+		strings.Join(AllScopes, ","), k.Line())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err == nil, err
+}
+
+// KeyRing is the set of keys a server accepts. Replace swaps the whole set at
+// once (rotation), safe while calls are being verified.
+type KeyRing struct {
+	keys atomic.Pointer[map[string]*Key]
+}
+
+// NewKeyRing returns a ring holding keys.
+func NewKeyRing(keys []*Key) *KeyRing {
+	r := &KeyRing{}
+	r.Replace(keys)
+	return r
+}
+
+// Replace makes keys the ring's whole set.
+func (r *KeyRing) Replace(keys []*Key) {
+	m := make(map[string]*Key, len(keys))
+	for _, k := range keys {
+		m[k.ID] = k
+	}
+	r.keys.Store(&m)
+}
+
+// Lookup returns the key with id, or nil.
+func (r *KeyRing) Lookup(id string) *Key { return (*r.keys.Load())[id] }
+
+// Len is the number of keys.
+func (r *KeyRing) Len() int { return len(*r.keys.Load()) }

@@ -1,0 +1,103 @@
+package interceptors
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// The one message every authentication failure gets, whatever its cause, so
+// that the client learns nothing about which check failed.
+const (
+	msgUnauthenticated  = "rexec: authentication failed: check that your key file matches the server's and your clock is right"
+	msgPermissionDenied = "rexec: this key is not allowed to call this method (scopes)"
+)
+
+// ServerConfig configures the server chain.
+type ServerConfig struct {
+	Verifier *Verifier
+	Logger   *slog.Logger
+	// AuthAdmin makes health and reflection need a token with the admin
+	// scope. By default they are open, so probes and `grpcurl list` work.
+	AuthAdmin bool
+}
+
+// ServerOptions returns the interceptor chains for a server: call logging,
+// authentication (all methods but health and reflection unless AuthAdmin),
+// and panic recovery innermost, so a panicking handler becomes Internal.
+func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
+	authFn := cfg.authenticate
+	needsAuth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return cfg.AuthAdmin || !IsAdminMethod(c.FullMethod())
+	})
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		// Successful calls at debug: the audit log already records commands.
+		logging.WithLevels(func(c codes.Code) logging.Level {
+			if c == codes.OK {
+				return logging.LevelDebug
+			}
+			return logging.DefaultServerCodeToLevel(c)
+		}),
+	}
+	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		cfg.Logger.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "rexec: internal error (the server log has the details)")
+	})
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), needsAuth),
+			recovery.UnaryServerInterceptor(recoverOpt),
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), needsAuth),
+			recovery.StreamServerInterceptor(recoverOpt),
+		),
+	}
+}
+
+func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, error) {
+	method, _ := grpc.Method(ctx)
+	vals := metadata.ValueFromIncomingContext(ctx, MetadataKey)
+	var (
+		k   *Key
+		err error
+	)
+	switch len(vals) {
+	case 0:
+		err = authFail("", "%v", errNoToken)
+	case 1:
+		k, err = cfg.Verifier.Verify(vals[0], method)
+	default:
+		err = authFail("", "%d authorization values, want one", len(vals))
+	}
+	if err == nil {
+		return ContextWithKey(ctx, k), nil
+	}
+	ae := err.(*AuthError)
+	attrs := []any{"method", method, "key_id", ae.KeyID, "reason", ae.Reason}
+	if p, ok := peer.FromContext(ctx); ok {
+		attrs = append(attrs, "peer", p.Addr.String())
+	}
+	cfg.Logger.WarnContext(ctx, "auth refused", attrs...)
+	if ae.Denied {
+		return nil, status.Error(codes.PermissionDenied, msgPermissionDenied)
+	}
+	return nil, status.Error(codes.Unauthenticated, msgUnauthenticated)
+}

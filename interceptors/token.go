@@ -1,0 +1,170 @@
+package interceptors
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scheme is the authorization scheme of a rexec token.
+const Scheme = "rexec-hmac-sha256"
+
+// MetadataKey is the gRPC metadata key that carries the token.
+const MetadataKey = "authorization"
+
+// MaxTokenLen bounds an authorization value; longer ones are refused unread.
+const MaxTokenLen = 512
+
+const (
+	nonceLen = 16
+	sigLen   = sha256.Size
+	// the signature domain: a signature for rexec v1 tokens means nothing elsewhere
+	domainTag = "rexec-v1\n"
+)
+
+var b64 = base64.RawURLEncoding
+
+// Token is a parsed authorization value.
+type Token struct {
+	KeyID string
+	TS    int64 // Unix seconds
+	Nonce [nonceLen]byte
+	Sig   [sigLen]byte
+}
+
+// Mint returns the authorization value for one call of fullMethod
+// ("/rexec.v1.ExecService/Run") with key at time now.
+func Mint(key *Key, fullMethod string, now time.Time) string {
+	var nonce [nonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		panic("rexec: no randomness: " + err.Error()) // crypto/rand does not fail on Linux
+	}
+	return MintWith(key, fullMethod, now.Unix(), nonce)
+}
+
+// MintWith is Mint with a given timestamp and nonce: for test vectors.
+func MintWith(key *Key, fullMethod string, ts int64, nonce [nonceLen]byte) string {
+	t := Token{KeyID: key.ID, TS: ts, Nonce: nonce}
+	t.Sig = sign(key.Secret, t.KeyID, t.TS, t.Nonce, fullMethod)
+	return t.String()
+}
+
+// String formats t as an authorization value.
+func (t *Token) String() string {
+	return Scheme + " v1;kid=" + t.KeyID +
+		";ts=" + strconv.FormatInt(t.TS, 10) +
+		";nonce=" + b64.EncodeToString(t.Nonce[:]) +
+		";sig=" + b64.EncodeToString(t.Sig[:])
+}
+
+func sign(secret []byte, kid string, ts int64, nonce [nonceLen]byte, method string) (sig [sigLen]byte) {
+	m := hmac.New(sha256.New, secret)
+	var buf [256]byte
+	b := append(buf[:0], domainTag...)
+	b = append(b, kid...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, '\n')
+	b = b64.AppendEncode(b, nonce[:])
+	b = append(b, '\n')
+	b = append(b, method...)
+	m.Write(b)
+	m.Sum(sig[:0])
+	return sig
+}
+
+// ParseToken parses an authorization value strictly: one scheme, the fields
+// in their fixed order, each once, each in its exact form.
+func ParseToken(v string) (*Token, error) {
+	if len(v) > MaxTokenLen {
+		return nil, fmt.Errorf("token is %d bytes, over %d", len(v), MaxTokenLen)
+	}
+	rest, ok := strings.CutPrefix(v, Scheme+" v1;")
+	if !ok {
+		return nil, errors.New("not a " + Scheme + " v1 token")
+	}
+	var t Token
+	fields := [4]string{"kid=", "ts=", "nonce=", "sig="}
+	for i, name := range fields {
+		var val string
+		if i < len(fields)-1 {
+			var found bool
+			val, rest, found = strings.Cut(rest, ";")
+			if !found {
+				return nil, fmt.Errorf("missing field %s", strings.TrimSuffix(fields[i+1], "="))
+			}
+		} else {
+			val = rest
+		}
+		val, ok := strings.CutPrefix(val, name)
+		if !ok {
+			return nil, fmt.Errorf("field %d is not %s", i+1, strings.TrimSuffix(name, "="))
+		}
+		var err error
+		switch i {
+		case 0:
+			if !validKeyID(val) {
+				err = errors.New("bad kid")
+			}
+			t.KeyID = val
+		case 1:
+			t.TS, err = parseTS(val)
+		case 2:
+			err = decodeFixed(t.Nonce[:], val, "nonce")
+		case 3:
+			err = decodeFixed(t.Sig[:], val, "sig")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &t, nil
+}
+
+func parseTS(s string) (int64, error) {
+	// Digits only, no sign, no leading zero: one spelling per value.
+	if s == "" || len(s) > 12 || (len(s) > 1 && s[0] == '0') {
+		return 0, errors.New("bad ts")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errors.New("bad ts")
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func decodeFixed(dst []byte, s, name string) error {
+	if b64.EncodedLen(len(dst)) != len(s) {
+		return fmt.Errorf("bad %s length", name)
+	}
+	n, err := b64.Decode(dst, []byte(s))
+	if err != nil || n != len(dst) {
+		return fmt.Errorf("bad %s encoding", name)
+	}
+	// RawURLEncoding accepts non-zero trailing bits; insist on the one
+	// canonical spelling so that a token has no malleable twin.
+	if b64.EncodeToString(dst) != s {
+		return fmt.Errorf("non-canonical %s", name)
+	}
+	return nil
+}
+
+func validKeyID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,193 @@
+package interceptors
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// VerifierOptions configure a Verifier. Zero fields take the defaults below.
+type VerifierOptions struct {
+	// Skew is how far a token's ts may be from the server's clock, either
+	// way. By default 60s.
+	Skew time.Duration
+	// MaxNonces bounds the replay cache: past it, new tokens are refused
+	// until old ones age out of the skew window. By default 1<<20 (about
+	// 40 MiB at the most; a token's nonce is kept only while its ts is in
+	// the window).
+	MaxNonces int
+	// Now is the clock. By default time.Now.
+	Now func() time.Time
+	// ScopeOf maps a full method name to the scope it needs. By default
+	// MethodScope.
+	ScopeOf func(fullMethod string) string
+}
+
+// Verifier checks tokens against a KeyRing. It is safe for concurrent use.
+type Verifier struct {
+	keys   *KeyRing
+	opts   VerifierOptions
+	replay replayCache
+}
+
+// NewVerifier returns a Verifier over keys.
+func NewVerifier(keys *KeyRing, opts VerifierOptions) *Verifier {
+	if opts.Skew <= 0 {
+		opts.Skew = 60 * time.Second
+	}
+	if opts.MaxNonces <= 0 {
+		opts.MaxNonces = 1 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ScopeOf == nil {
+		opts.ScopeOf = MethodScope
+	}
+	return &Verifier{keys: keys, opts: opts, replay: replayCache{
+		window: int64(opts.Skew / time.Second), max: opts.MaxNonces,
+		buckets: map[int64]map[[nonceLen]byte]struct{}{},
+	}}
+}
+
+// Keys is the ring the verifier reads; Replace on it rotates keys.
+func (v *Verifier) Keys() *KeyRing { return v.keys }
+
+// AuthError is why a token was refused. The client is told only
+// Unauthenticated or PermissionDenied; Reason is for the server's log.
+type AuthError struct {
+	// Denied is true when the token was good but the key lacks the scope.
+	Denied bool
+	KeyID  string
+	Reason string
+}
+
+func (e *AuthError) Error() string { return "auth: " + e.Reason }
+
+func authFail(kid, format string, args ...any) *AuthError {
+	return &AuthError{KeyID: kid, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Verify checks the authorization value for one call of fullMethod and
+// returns the key that signed it, or an *AuthError.
+func (v *Verifier) Verify(value, fullMethod string) (*Key, error) {
+	t, err := ParseToken(value)
+	if err != nil {
+		return nil, authFail("", "malformed token: %v", err)
+	}
+	k := v.keys.Lookup(t.KeyID)
+	if k == nil {
+		return nil, authFail(t.KeyID, "unknown key id")
+	}
+	now := v.opts.Now().Unix()
+	if d := now - t.TS; d > v.replay.window || -d > v.replay.window {
+		return nil, authFail(t.KeyID, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
+	}
+	want := sign(k.Secret, t.KeyID, t.TS, t.Nonce, fullMethod)
+	if !hmac.Equal(want[:], t.Sig[:]) {
+		return nil, authFail(t.KeyID, "bad signature (wrong secret, or minted for another method)")
+	}
+	// Only after the signature: nobody without a key can fill the cache.
+	switch v.replay.add(now, t.TS, t.Nonce) {
+	case replaySeen:
+		return nil, authFail(t.KeyID, "nonce replayed")
+	case replayFull:
+		return nil, authFail(t.KeyID, "replay cache full (%d nonces in the window)", v.replay.max)
+	}
+	if scope := v.opts.ScopeOf(fullMethod); scope == "" || !k.Allows(scope) {
+		return nil, &AuthError{Denied: true, KeyID: k.ID, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, fullMethod)}
+	}
+	return k, nil
+}
+
+// MethodScope is the default map from a method to its scope: ExecService.Run
+// needs exec, Session needs session, EchoService needs echo, health and
+// reflection need admin; anything else needs a scope no key has.
+func MethodScope(fullMethod string) string {
+	switch {
+	case fullMethod == "/rexec.v1.ExecService/Run":
+		return ScopeExec
+	case fullMethod == "/rexec.v1.ExecService/Session":
+		return ScopeSession
+	case strings.HasPrefix(fullMethod, "/rexec.v1.EchoService/"):
+		return ScopeEcho
+	case IsAdminMethod(fullMethod):
+		return ScopeAdmin
+	}
+	return ""
+}
+
+// IsAdminMethod reports whether fullMethod is health or reflection.
+func IsAdminMethod(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+type replayResult uint8
+
+const (
+	replayFresh replayResult = iota
+	replaySeen
+	replayFull
+)
+
+// replayCache remembers the nonces of accepted tokens while their ts is in
+// the skew window. A token's ts is signed, so a replay carries the same ts:
+// nonces are kept in one bucket per ts second and whole buckets are dropped
+// once their second leaves the window.
+type replayCache struct {
+	mu        sync.Mutex
+	window    int64
+	max       int
+	n         int
+	lastSweep int64
+	buckets   map[int64]map[[nonceLen]byte]struct{}
+}
+
+func (c *replayCache) add(now, ts int64, nonce [nonceLen]byte) replayResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now != c.lastSweep {
+		c.lastSweep = now
+		for t, b := range c.buckets {
+			if t < now-c.window {
+				c.n -= len(b)
+				delete(c.buckets, t)
+			}
+		}
+	}
+	b := c.buckets[ts]
+	if _, ok := b[nonce]; ok {
+		return replaySeen
+	}
+	if c.n >= c.max {
+		return replayFull
+	}
+	if b == nil {
+		b = map[[nonceLen]byte]struct{}{}
+		c.buckets[ts] = b
+	}
+	b[nonce] = struct{}{}
+	c.n++
+	return replayFresh
+}
+
+type keyCtxKey struct{}
+
+// KeyFromContext returns the key that authenticated the call, or nil (for
+// an open method).
+func KeyFromContext(ctx context.Context) *Key {
+	k, _ := ctx.Value(keyCtxKey{}).(*Key)
+	return k
+}
+
+// ContextWithKey returns ctx carrying k, as the auth interceptor does.
+func ContextWithKey(ctx context.Context, k *Key) context.Context {
+	return context.WithValue(ctx, keyCtxKey{}, k)
+}
+
+var errNoToken = errors.New("no authorization metadata")

@@ -1,0 +1,344 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rexec/rexec/client"
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/interceptors"
+)
+
+// ExitFailure is the exit status when rexec itself fails (connection, auth,
+// bad usage), as ssh uses 255.
+const ExitFailure = 255
+
+const usage = `usage: rexec [--addr HOST:PORT] [--key-file FILE] [--key-id ID] COMMAND [ARGS]
+
+commands:
+  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] -- CMD [ARG...]
+        run CMD on the server; one word runs through /bin/sh -c, several are an exact argv
+  echo [--upper] [--stream] MSG...
+        the classic echo, optionally upper-cased
+  token --method /rexec.v1.ExecService/Run
+        print an authorization value for one grpcurl call (valid 60s, once)
+  keygen [--id ID] [--scopes exec,session,echo,admin]
+        print a new key line for a key file
+
+environment: REXEC_ADDR (default 127.0.0.1:50051), REXEC_KEY_FILE
+exit status: the remote command's; 128+N when signal N killed it; 255 when rexec itself failed
+`
+
+// Env is what a command sees of its process: arguments aside.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// OSEnv is the real process's Env.
+func OSEnv() Env {
+	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// globals are the connection flags, accepted before or after the command word.
+type globals struct {
+	addr, keyFile, keyID string
+}
+
+// defaults fills g from the environment, before any flag is parsed.
+func (g *globals) defaults(env Env) {
+	g.addr = env.Getenv("REXEC_ADDR")
+	if g.addr == "" {
+		g.addr = client.DefaultAddr
+	}
+	g.keyFile = env.Getenv("REXEC_KEY_FILE")
+}
+
+// register adds the global flags to fs with g's current values as defaults,
+// so that a flag given before the command word survives the command's parse.
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.addr, "addr", g.addr, "server address (HOST:PORT); $REXEC_ADDR")
+	fs.StringVar(&g.keyFile, "key-file", g.keyFile, "key file; $REXEC_KEY_FILE, else ~/.config/rexec/keys")
+	fs.StringVar(&g.keyID, "key-id", g.keyID, "which key of the file (default: the first)")
+}
+
+// Rexec runs the rexec command line and returns its exit status.
+func Rexec(args []string, env Env) int {
+	var g globals
+	fs := flag.NewFlagSet("rexec", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { fmt.Fprint(env.Stderr, usage) }
+	g.defaults(env)
+	g.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return ExitFailure
+	}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	c := &command{g: &g, env: env, name: cmd}
+	switch cmd {
+	case "run":
+		return c.run(rest)
+	case "echo":
+		return c.echo(rest)
+	case "token":
+		return c.token(rest)
+	case "keygen":
+		return c.keygen(rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return 0
+	}
+	return c.fail(fmt.Errorf("unknown command %q (run `rexec help`)", cmd))
+}
+
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return ExitFailure
+}
+
+type command struct {
+	g    *globals
+	env  Env
+	name string
+	key  *interceptors.Key
+}
+
+func (c *command) flags() *flag.FlagSet {
+	fs := flag.NewFlagSet("rexec "+c.name, flag.ContinueOnError)
+	fs.SetOutput(c.env.Stderr)
+	c.g.register(fs)
+	return fs
+}
+
+// fail prints one line about rexec's own failure and returns 255.
+func (c *command) fail(err error) int {
+	fmt.Fprintln(c.env.Stderr, c.explain(err))
+	return ExitFailure
+}
+
+// explain turns an error into one line that says what failed and what to do.
+func (c *command) explain(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		msg := err.Error()
+		if strings.HasPrefix(msg, "rexec:") {
+			return msg
+		}
+		return "rexec: " + msg
+	}
+	keyID := "?"
+	if c.key != nil {
+		keyID = c.key.ID
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Sprintf("rexec: cannot reach rexecd at %s (%s): is it running? (--addr, $REXEC_ADDR)", c.g.addr, st.Message())
+	case codes.Unauthenticated:
+		return fmt.Sprintf("rexec: auth failed for key %q (server said Unauthenticated): check that the key file matches the server's, and the clocks", keyID)
+	case codes.PermissionDenied:
+		return fmt.Sprintf("rexec: key %q may not do this (server said PermissionDenied): give the key the scope in the server's key file", keyID)
+	case codes.Canceled:
+		return "rexec: cancelled"
+	}
+	msg := strings.TrimPrefix(st.Message(), "rexec: ")
+	return fmt.Sprintf("rexec: %s (server said %s)", msg, st.Code())
+}
+
+func (c *command) dial() (*client.Client, error) {
+	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
+	if err != nil {
+		return nil, fmt.Errorf("%w (rexecd creates ~/.config/rexec/keys on its first start; or give --key-file)", err)
+	}
+	c.key = key
+	return client.New(c.g.addr, client.WithKey(key))
+}
+
+// signalContext is cancelled on SIGINT, SIGTERM or SIGHUP, and says which.
+func signalContext() (context.Context, func() syscall.Signal, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	var got syscall.Signal
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-ch:
+			got = s.(syscall.Signal)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() syscall.Signal { <-done; return got }, func() { signal.Stop(ch); cancel(); <-done }
+}
+
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, ",") }
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+func (c *command) run(args []string) int {
+	fs := c.flags()
+	timeout := fs.Duration("timeout", 0, "kill the command after this long (default: the server's maximum)")
+	dir := fs.String("dir", "", "working directory on the server")
+	maxOut := fs.Uint64("max-output", 0, "forward at most this many output bytes; the rest is counted (default: the server's maximum)")
+	var env envList
+	fs.Var(&env, "env", "KEY=VALUE for the command's environment (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() == 0 {
+		return c.fail(errors.New("run: no command given: rexec run -- CMD [ARG...]"))
+	}
+	req := &rexecv1.RunRequest{Env: env, Dir: *dir, MaxOutputBytes: *maxOut}
+	if fs.NArg() == 1 {
+		req.Shell = fs.Arg(0)
+	} else {
+		req.Argv = fs.Args()
+	}
+	if *timeout != 0 {
+		req.Timeout = durationpb.New(*timeout)
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return c.fail(err)
+	}
+	defer cl.Close()
+	ctx, sig, stop := signalContext()
+	defer stop()
+	exited, err := cl.Run(ctx, req, c.env.Stdout, c.env.Stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Our own signal ended the call: the server killed the command.
+			return 128 + int(sig())
+		}
+		return c.fail(err)
+	}
+	return c.report(exited)
+}
+
+// report prints what the exit status alone does not say, and returns it.
+func (c *command) report(e *rexecv1.Exited) int {
+	switch {
+	case e.GetTimedOut():
+		fmt.Fprintf(c.env.Stderr, "rexec: command timed out after %v and was killed\n", e.GetDuration().AsDuration().Round(time.Millisecond))
+	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
+		fmt.Fprintln(c.env.Stderr, "rexec: the server shut down and killed the command")
+	}
+	if e.GetDroppedBytes() > 0 {
+		fmt.Fprintf(c.env.Stderr, "rexec: output budget reached: %d bytes dropped\n", e.GetDroppedBytes())
+	}
+	if e.GetOutputIncomplete() {
+		fmt.Fprintln(c.env.Stderr, "rexec: the command exited but a background process held its output open; the rest was not read")
+	}
+	return client.ExitStatus(e)
+}
+
+func (c *command) echo(args []string) int {
+	fs := c.flags()
+	upper := fs.Bool("upper", false, "ask the server to upper-case the echo")
+	stream := fs.Bool("stream", false, "send each MSG as one message of an EchoStream")
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return c.fail(err)
+	}
+	defer cl.Close()
+	ctx, _, stop := signalContext()
+	defer stop()
+	if !*stream {
+		out, err := cl.Echo(ctx, strings.Join(fs.Args(), " "), *upper)
+		if err != nil {
+			return c.fail(err)
+		}
+		fmt.Fprintln(c.env.Stdout, out)
+		return 0
+	}
+	st, err := cl.EchoStream(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	for _, m := range fs.Args() {
+		if err := st.Send(&rexecv1.EchoStreamRequest{Message: m, Upper: *upper}); err != nil {
+			break // Recv says why
+		}
+		resp, err := st.Recv()
+		if err != nil {
+			return c.fail(err)
+		}
+		fmt.Fprintln(c.env.Stdout, resp.GetMessage())
+	}
+	if err := st.CloseSend(); err != nil {
+		return c.fail(err)
+	}
+	if _, err := st.Recv(); err != nil && !errors.Is(err, io.EOF) {
+		return c.fail(err)
+	}
+	return 0
+}
+
+func (c *command) token(args []string) int {
+	fs := c.flags()
+	method := fs.String("method", "/rexec.v1.ExecService/Run", "the full method name the token is for")
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if !strings.HasPrefix(*method, "/") || strings.Count(*method, "/") != 2 {
+		return c.fail(fmt.Errorf("token: --method %q is not a full method name like /rexec.v1.ExecService/Run", *method))
+	}
+	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
+	if err != nil {
+		return c.fail(err)
+	}
+	fmt.Fprintln(c.env.Stdout, interceptors.Mint(key, *method, time.Now()))
+	return 0
+}
+
+func (c *command) keygen(args []string) int {
+	fs := c.flags()
+	id := fs.String("id", "default", "key id")
+	scopes := fs.String("scopes", "", "comma-separated scopes (default: all): "+strings.Join(interceptors.AllScopes, ","))
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	var sc []string
+	if *scopes != "" {
+		sc = strings.Split(*scopes, ",")
+	}
+	k, err := interceptors.GenerateKey(*id, sc...)
+	if err != nil {
+		return c.fail(err)
+	}
+	if _, err := interceptors.ParseKeys([]byte(k.Line())); err != nil {
+		return c.fail(err)
+	}
+	fmt.Fprintln(c.env.Stdout, k.Line())
+	return 0
+}

@@ -1,0 +1,46 @@
+package runner
+
+import (
+	"context"
+	"log/slog"
+)
+
+// audit logs one line when a command starts and one when it ends, with the
+// caller's attributes (peer, key id, transport) from Spec.Audit. Both
+// transports get the same record because the runner writes it.
+func (p *Process) auditStart() {
+	l := p.r.opts.Audit
+	if l == nil {
+		return
+	}
+	l.LogAttrs(context.Background(), slog.LevelInfo, "command started", append(p.spec.Audit,
+		slog.String("exec_id", p.id),
+		slog.String("command", p.spec.Describe()),
+		slog.String("dir", p.spec.Dir),
+		slog.Int("pid", p.Pid()),
+		slog.Bool("tty", p.spec.TTY != nil),
+	)...)
+}
+
+func (p *Process) auditEnd(r *Result, sinkErr error) {
+	l := p.r.opts.Audit
+	if l == nil {
+		return
+	}
+	attrs := append(p.spec.Audit,
+		slog.String("exec_id", p.id),
+		slog.Int("pid", r.Pid),
+		slog.Int("exit_code", r.ExitCode),
+		slog.String("signal", r.SignalName),
+		slog.String("reason", r.Reason.String()),
+		slog.Duration("duration", r.Duration),
+		slog.Int64("stdout_bytes", r.StdoutBytes),
+		slog.Int64("stderr_bytes", r.StderrBytes),
+		slog.Int64("dropped_bytes", r.Dropped),
+		slog.Bool("output_incomplete", r.OutputIncomplete),
+	)
+	if sinkErr != nil {
+		attrs = append(attrs, slog.String("peer_error", sinkErr.Error()))
+	}
+	l.LogAttrs(context.Background(), slog.LevelInfo, "command ended", attrs...)
+}

@@ -1,0 +1,18 @@
+// Package runner starts commands and pumps their events to a sink. It is the
+// one piece of rexec that touches processes, and it knows nothing of gRPC or
+// sockets: each transport adapts the runner's events to its own wire.
+//
+// A transport makes one Runner per server and calls Start then Wait per command:
+//
+//	r := runner.New(runner.Options{MaxConcurrent: 64})
+//	p, err := r.Start(ctx, runner.Spec{Shell: "echo hi"})
+//	if err != nil { ... }            // a bad spec or a limit: no process started
+//	res, err := p.Wait(sink)         // Started, Output..., Exited go to sink
+//
+// Every command leads its own process group. When ctx is done (the caller
+// went away, the spec's timeout passed, or the server is shutting down — see
+// ErrShutdown) the group gets SIGTERM, then SIGKILL after Options.KillGrace.
+// When the command exits but something it started still holds its output
+// open, output is drained for Options.DrainGrace, then the group is killed and
+// the result says OutputIncomplete. No process of the group outlives Wait.
+package runner

@@ -1,0 +1,193 @@
+package runner
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// Domain errors. The transports map them to their own wire (gRPC codes, raw
+// error frames); the runner never speaks either.
+var (
+	// ErrTooManyCommands is returned by Start when Options.MaxConcurrent
+	// commands are already running. Nothing queues: the caller may retry.
+	ErrTooManyCommands = errors.New("too many commands running")
+	// ErrShutdown is the cancel cause a server gives the contexts of its
+	// commands when it is shutting down; Start returns it once that happened.
+	ErrShutdown = errors.New("server is shutting down")
+	// ErrTimeout is the cancel cause of a command whose timeout passed.
+	ErrTimeout = errors.New("command timed out")
+)
+
+// Options configure a Runner. Zero fields take the defaults below.
+type Options struct {
+	// MaxConcurrent bounds the commands running at once. By default 64.
+	MaxConcurrent int
+	// KillGrace is the time between SIGTERM and SIGKILL to a cancelled
+	// command's process group. By default 3s.
+	KillGrace time.Duration
+	// DrainGrace is how long output is still read after the command exited
+	// while something it started holds the pipes open. By default 2s.
+	DrainGrace time.Duration
+	// MaxTimeout caps (and is the default of) a command's timeout. By default 24h.
+	MaxTimeout time.Duration
+	// MaxOutput caps (and is the default of) a command's output budget, in
+	// bytes. By default 1 TiB: in effect, no budget unless a request sets one.
+	MaxOutput int64
+	// ChunkSize is the size of one output read. By default 32 KiB.
+	ChunkSize int
+	// MaxEnv bounds the number of env entries of a spec. By default 256.
+	MaxEnv int
+	// MaxArgBytes bounds the bytes of the shell string, of argv and of env,
+	// each. By default 128 KiB (Linux's own limit on one argument is 128 KiB).
+	MaxArgBytes int
+	// Audit, when set, gets one line as each command starts and one as it
+	// ends. By default there is no audit log.
+	Audit *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.KillGrace, 3*time.Second)
+	def(&o.DrainGrace, 2*time.Second)
+	def(&o.MaxTimeout, 24*time.Hour)
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = 64
+	}
+	if o.MaxOutput <= 0 {
+		o.MaxOutput = 1 << 40
+	}
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 32 << 10
+	}
+	if o.MaxEnv <= 0 {
+		o.MaxEnv = 256
+	}
+	if o.MaxArgBytes <= 0 {
+		o.MaxArgBytes = 128 << 10
+	}
+}
+
+// Runner starts commands within its limits. It is safe for concurrent use.
+type Runner struct {
+	opts    Options
+	slots   chan struct{}
+	environ []string
+	bufs    sync.Pool
+}
+
+// New returns a Runner with opts (zero fields take their defaults).
+func New(opts Options) *Runner {
+	opts.setDefaults()
+	r := &Runner{
+		opts:    opts,
+		slots:   make(chan struct{}, opts.MaxConcurrent),
+		environ: os.Environ(),
+	}
+	r.bufs.New = func() any { b := make([]byte, opts.ChunkSize); return &b }
+	return r
+}
+
+// Options returns the options in force, defaults filled in.
+func (r *Runner) Options() Options { return r.opts }
+
+// Running reports how many commands hold a slot now.
+func (r *Runner) Running() int { return len(r.slots) }
+
+// Stream names an output stream.
+type Stream uint8
+
+// The output streams.
+const (
+	Stdout Stream = 1
+	Stderr Stream = 2
+)
+
+func (s Stream) String() string {
+	if s == Stderr {
+		return "stderr"
+	}
+	return "stdout"
+}
+
+// Sink receives a command's events, from one goroutine, in order: Started
+// (unless the command could not be executed), Output chunks, then Exited. An
+// error from the sink (its peer went away) cancels the command. Output's data
+// is only valid during the call.
+type Sink interface {
+	Started(execID string, pid int) error
+	Output(s Stream, seq uint64, data []byte) error
+	Exited(r *Result) error
+}
+
+// Reason says why a command ended.
+type Reason uint8
+
+// The reasons a command ends.
+const (
+	ReasonExited Reason = iota + 1
+	ReasonTimeout
+	ReasonCancelled
+	ReasonShutdown
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonExited:
+		return "exited"
+	case ReasonTimeout:
+		return "timeout"
+	case ReasonCancelled:
+		return "cancelled"
+	case ReasonShutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+func reasonOf(cause error) Reason {
+	switch {
+	case errors.Is(cause, ErrTimeout):
+		return ReasonTimeout
+	case errors.Is(cause, ErrShutdown):
+		return ReasonShutdown
+	}
+	return ReasonCancelled
+}
+
+// Result is how a command ended. A nonzero exit is data, not an error.
+type Result struct {
+	ExecID string
+	Pid    int
+	// ExitCode is the exit status, or -1 when a signal killed the command.
+	ExitCode int
+	// Signal is the number of the signal that killed it, or 0.
+	Signal int
+	// SignalName is Signal's short name ("TERM"), or "".
+	SignalName string
+	Reason     Reason
+	Duration   time.Duration
+	// OutputIncomplete: the command exited, but its descendants held the
+	// output open past DrainGrace; the group was killed, the rest unread.
+	OutputIncomplete bool
+	// StdoutBytes and StderrBytes count what was read, forwarded or not;
+	// Dropped counts what was read past the output budget and not forwarded.
+	StdoutBytes, StderrBytes, Dropped int64
+}
+
+// TimedOut reports whether the command was killed for its timeout.
+func (r *Result) TimedOut() bool { return r.Reason == ReasonTimeout }
+
+func newExecID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

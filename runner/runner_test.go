@@ -1,0 +1,462 @@
+package runner_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rexec/rexec/runner"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder is a Sink that keeps every event.
+type recorder struct {
+	mu      sync.Mutex
+	started bool
+	pid     int
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	order   []string // "o:data" / "e:data" in seq order
+	seqs    []uint64
+	exited  *runner.Result
+	onOut   func(data []byte) error
+}
+
+func (r *recorder) Started(id string, pid int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started, r.pid = true, pid
+	return nil
+}
+
+func (r *recorder) Output(s runner.Stream, seq uint64, data []byte) error {
+	r.mu.Lock()
+	if s == runner.Stdout {
+		r.stdout.Write(data)
+		r.order = append(r.order, "o:"+string(data))
+	} else {
+		r.stderr.Write(data)
+		r.order = append(r.order, "e:"+string(data))
+	}
+	r.seqs = append(r.seqs, seq)
+	f := r.onOut
+	r.mu.Unlock()
+	if f != nil {
+		return f(data)
+	}
+	return nil
+}
+
+func (r *recorder) Exited(res *runner.Result) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exited = res
+	return nil
+}
+
+func run(t *testing.T, r *runner.Runner, ctx context.Context, spec runner.Spec) (*recorder, *runner.Result) {
+	t.Helper()
+	p, err := r.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	rec := &recorder{}
+	res, err := p.Wait(rec)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if rec.exited != res {
+		t.Fatalf("Exited event %v, Wait result %v", rec.exited, res)
+	}
+	for i, s := range rec.seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("seq %d at position %d: want 1,2,3,...", s, i)
+		}
+	}
+	return rec, res
+}
+
+func fast() runner.Options {
+	return runner.Options{KillGrace: 500 * time.Millisecond, DrainGrace: 300 * time.Millisecond}
+}
+
+func TestExitStatusAndStreams(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	cases := []struct {
+		name           string
+		spec           runner.Spec
+		code, sig      int
+		stdout, stderr string
+	}{
+		{"zero", runner.Spec{Shell: "true"}, 0, 0, "", ""},
+		{"one", runner.Spec{Shell: "false"}, 1, 0, "", ""},
+		{"seven with both streams", runner.Spec{Shell: "echo out; echo err >&2; exit 7"}, 7, 0, "out\n", "err\n"},
+		{"255", runner.Spec{Shell: "exit 255"}, 255, 0, "", ""},
+		{"argv, no shell", runner.Spec{Argv: []string{"printf", "%s|", "a b", "$HOME"}}, 0, 0, "a b|$HOME|", ""},
+		{"killed by signal", runner.Spec{Shell: "kill -KILL $$"}, -1, 9, "", ""},
+		{"env", runner.Spec{Shell: "echo $REXEC_T", Env: []string{"REXEC_T=x=y"}}, 0, 0, "x=y\n", ""},
+		{"dir", runner.Spec{Shell: "pwd", Dir: "/tmp"}, 0, 0, "/tmp\n", ""},
+		{"stdin", runner.Spec{Shell: "tr a-z A-Z", Stdin: strings.NewReader("hello")}, 0, 0, "HELLO", ""},
+		{"no stdin is /dev/null", runner.Spec{Shell: "cat"}, 0, 0, "", ""},
+		{"not found is 127", runner.Spec{Argv: []string{"rexec-no-such-command"}}, 127, 0, "", "rexec: exec: \"rexec-no-such-command\": executable file not found in $PATH\n"},
+		{"not executable is 126", runner.Spec{Argv: []string{"/etc/passwd"}}, 126, 0, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			rec, res := run(t, r, context.Background(), c.spec)
+			if res.ExitCode != c.code || res.Signal != c.sig {
+				t.Errorf("exit %d signal %d, want %d %d", res.ExitCode, res.Signal, c.code, c.sig)
+			}
+			if got := rec.stdout.String(); got != c.stdout {
+				t.Errorf("stdout %q, want %q", got, c.stdout)
+			}
+			if c.stderr != "" && rec.stderr.String() != c.stderr {
+				t.Errorf("stderr %q, want %q", rec.stderr.String(), c.stderr)
+			}
+			if res.Reason != runner.ReasonExited {
+				t.Errorf("reason %v, want exited", res.Reason)
+			}
+			if c.code < 126 && !rec.started {
+				t.Error("no Started event")
+			}
+		})
+	}
+}
+
+func TestSignalName(t *testing.T) {
+	for n, name := range map[int]string{9: "KILL", 15: "TERM", 2: "INT", 1: "HUP", 0: ""} {
+		if got := runner.SignalName(n); got != name {
+			t.Errorf("SignalName(%d) = %q, want %q", n, got, name)
+		}
+	}
+}
+
+func TestBadSpec(t *testing.T) {
+	t.Parallel()
+	r := runner.New(runner.Options{MaxEnv: 2, MaxArgBytes: 64, MaxTimeout: time.Minute})
+	file, _ := os.Executable()
+	cases := []struct {
+		name, field string
+		spec        runner.Spec
+		pre         bool
+	}{
+		{"empty", "command", runner.Spec{}, false},
+		{"both", "command", runner.Spec{Shell: "true", Argv: []string{"true"}}, false},
+		{"argv NUL", "argv", runner.Spec{Argv: []string{"echo", "a\x00b"}}, false},
+		{"empty argv0", "argv", runner.Spec{Argv: []string{""}}, false},
+		{"shell too long", "shell", runner.Spec{Shell: strings.Repeat("x", 65)}, false},
+		{"env without =", "env", runner.Spec{Shell: "true", Env: []string{"FOO"}}, false},
+		{"too many env", "env", runner.Spec{Shell: "true", Env: []string{"A=1", "B=2", "C=3"}}, false},
+		{"negative timeout", "timeout", runner.Spec{Shell: "true", Timeout: -1}, false},
+		{"huge timeout", "timeout", runner.Spec{Shell: "true", Timeout: time.Hour}, false},
+		{"no dir", "dir", runner.Spec{Shell: "true", Dir: "/no/such/dir"}, true},
+		{"dir is a file", "dir", runner.Spec{Shell: "true", Dir: file}, true},
+		{"tty without size", "tty.size", runner.Spec{Shell: "true", TTY: &runner.TTY{}}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := r.Start(context.Background(), c.spec)
+			var fe *runner.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err %v, want a *FieldError", err)
+			}
+			if fe.Field != c.field || fe.Precondition != c.pre {
+				t.Errorf("field %q precondition %v, want %q %v (%v)", fe.Field, fe.Precondition, c.field, c.pre, err)
+			}
+		})
+	}
+	if n := r.Running(); n != 0 {
+		t.Errorf("%d slots held after refused starts", n)
+	}
+}
+
+// pidsOfGroup lists the live processes whose process group is pgid.
+func pidsOfGroup(t *testing.T, pgid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces, so cut at the last ')'.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func waitGroupGone(t *testing.T, pgid int, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		if len(pidsOfGroup(t, pgid)) == 0 {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process group %d still has %v after %v", pgid, pidsOfGroup(t, pgid), within)
+	return 0
+}
+
+func TestCancelKillsWholeGroup(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := r.Start(ctx, runner.Spec{Shell: "sleep 300 & sleep 300 & echo ready; wait"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	rec.onOut = func([]byte) error {
+		if n := len(pidsOfGroup(t, p.Pid())); n != 3 {
+			t.Errorf("group has %d processes before cancel, want 3 (sh and two sleeps)", n)
+		}
+		cancel()
+		return nil
+	}
+	res, err := p.Wait(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reason != runner.ReasonCancelled || res.SignalName != "TERM" {
+		t.Errorf("reason %v signal %q, want cancelled TERM", res.Reason, res.SignalName)
+	}
+	waitGroupGone(t, p.Pid(), 5*time.Second)
+}
+
+func TestTermIgnoredEscalatesToKill(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, res := run(t, r, ctx, runner.Spec{Shell: "trap '' TERM; sleep 300 & echo started; while :; do sleep 0.05; done"})
+	if res.SignalName != "KILL" {
+		t.Errorf("signal %q, want KILL after the TERM grace", res.SignalName)
+	}
+	waitGroupGone(t, res.Pid, 5*time.Second)
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	_, res := run(t, r, context.Background(), runner.Spec{Shell: "sleep 300 & sleep 300", Timeout: 200 * time.Millisecond})
+	if !res.TimedOut() || res.Reason != runner.ReasonTimeout || res.SignalName != "TERM" {
+		t.Errorf("timed out %v reason %v signal %q, want true timeout TERM", res.TimedOut(), res.Reason, res.SignalName)
+	}
+	waitGroupGone(t, res.Pid, 5*time.Second)
+}
+
+func TestShutdownCause(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(100*time.Millisecond, func() { cancel(runner.ErrShutdown) })
+	_, res := run(t, r, ctx, runner.Spec{Shell: "sleep 300"})
+	if res.Reason != runner.ReasonShutdown {
+		t.Errorf("reason %v, want shutdown", res.Reason)
+	}
+	if _, err := r.Start(ctx, runner.Spec{Shell: "true"}); !errors.Is(err, runner.ErrShutdown) {
+		t.Errorf("Start after shutdown: %v, want ErrShutdown", err)
+	}
+}
+
+func TestBackgroundChildHoldingPipes(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast()) // DrainGrace 300ms
+	start := time.Now()
+	rec, res := run(t, r, context.Background(), runner.Spec{Shell: "sleep 300 & echo done"})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v: the background sleep held the run", took)
+	}
+	if !res.OutputIncomplete || res.ExitCode != 0 || rec.stdout.String() != "done\n" {
+		t.Errorf("incomplete %v exit %d stdout %q, want true 0 done", res.OutputIncomplete, res.ExitCode, rec.stdout.String())
+	}
+	waitGroupGone(t, res.Pid, 5*time.Second)
+}
+
+func TestBackgroundChildNotHoldingPipesIsKilled(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	_, res := run(t, r, context.Background(), runner.Spec{Shell: "sleep 300 >/dev/null 2>&1 & echo started"})
+	if res.OutputIncomplete {
+		t.Error("output incomplete, but the sleep did not hold the pipes")
+	}
+	waitGroupGone(t, res.Pid, 5*time.Second)
+}
+
+func TestOutputBudget(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	rec, res := run(t, r, context.Background(), runner.Spec{Shell: "head -c 100000 /dev/zero; echo tail >&2", MaxOutput: 1000})
+	if got := rec.stdout.Len() + rec.stderr.Len(); got != 1000 {
+		t.Errorf("forwarded %d bytes, want the budget of 1000", got)
+	}
+	if res.Dropped != 100005-1000 || res.StdoutBytes != 100000 || res.StderrBytes != 5 {
+		t.Errorf("dropped %d stdout %d stderr %d, want %d 100000 5", res.Dropped, res.StdoutBytes, res.StderrBytes, 100005-1000)
+	}
+	if res.ExitCode != 0 {
+		t.Errorf("exit %d: the command must run to its end past the budget", res.ExitCode)
+	}
+}
+
+func TestLargeOutputIntact(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 64<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/big"
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runner.New(fast())
+	p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"cat", path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	res, err := p.Wait(&funcSink{out: func(s runner.Stream, d []byte) error {
+		h.Write(d)
+		return nil
+	}})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("err %v exit %d", err, res.ExitCode)
+	}
+	if want := sha256.Sum256(data); !bytes.Equal(h.Sum(nil), want[:]) || res.StdoutBytes != int64(len(data)) {
+		t.Errorf("64 MiB through stdout: %d bytes, sha256 differs from the file's", res.StdoutBytes)
+	}
+}
+
+type funcSink struct {
+	out func(runner.Stream, []byte) error
+}
+
+func (f *funcSink) Started(string, int) error                        { return nil }
+func (f *funcSink) Output(s runner.Stream, _ uint64, d []byte) error { return f.out(s, d) }
+func (f *funcSink) Exited(*runner.Result) error                      { return nil }
+
+func TestInterleavingKeptBySeq(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	rec, _ := run(t, r, context.Background(), runner.Spec{Shell: "for i in 1 2 3 4 5; do echo o$i; sleep 0.02; echo e$i >&2; sleep 0.02; done"})
+	want := []string{}
+	for i := 1; i <= 5; i++ {
+		want = append(want, fmt.Sprintf("o:o%d\n", i), fmt.Sprintf("e:e%d\n", i))
+	}
+	if strings.Join(rec.order, "") != strings.Join(want, "") {
+		t.Errorf("order %q, want %q", rec.order, want)
+	}
+}
+
+func TestLiveOutput(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	p, err := r.Start(context.Background(), runner.Spec{Shell: "echo first; sleep 1; echo second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var firstAt time.Duration
+	sink := &funcSink{out: func(_ runner.Stream, d []byte) error {
+		if string(d) == "first\n" {
+			firstAt = time.Since(start)
+		}
+		return nil
+	}}
+	if _, err := p.Wait(sink); err != nil {
+		t.Fatal(err)
+	}
+	total := time.Since(start)
+	// Ordering, not speed: the first line arrived before the command's
+	// one-second sleep ended, so output is not held to the end.
+	if firstAt == 0 || firstAt >= total-500*time.Millisecond {
+		t.Errorf("first line at %v of %v: output was not streamed live", firstAt, total)
+	}
+}
+
+func TestSinkErrorCancels(t *testing.T) {
+	t.Parallel()
+	r := runner.New(fast())
+	p, err := r.Start(context.Background(), runner.Spec{Shell: "yes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := errors.New("peer gone")
+	n := 0
+	res, err := p.Wait(&funcSink{out: func(runner.Stream, []byte) error {
+		if n++; n == 3 {
+			return gone
+		}
+		return nil
+	}})
+	if !errors.Is(err, gone) {
+		t.Errorf("Wait err %v, want the sink's", err)
+	}
+	if res.Reason != runner.ReasonCancelled {
+		t.Errorf("reason %v, want cancelled", res.Reason)
+	}
+	waitGroupGone(t, res.Pid, 5*time.Second)
+}
+
+func TestMaxConcurrent(t *testing.T) {
+	t.Parallel()
+	r := runner.New(runner.Options{MaxConcurrent: 2, KillGrace: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	var ps []*runner.Process
+	for range 2 {
+		p, err := r.Start(ctx, runner.Spec{Shell: "sleep 300"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	if _, err := r.Start(ctx, runner.Spec{Shell: "true"}); !errors.Is(err, runner.ErrTooManyCommands) {
+		t.Fatalf("third Start: %v, want ErrTooManyCommands", err)
+	}
+	cancel()
+	for _, p := range ps {
+		if _, err := p.Wait(&funcSink{out: func(runner.Stream, []byte) error { return nil }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, res := run(t, r, context.Background(), runner.Spec{Shell: "true"})
+	if res.ExitCode != 0 {
+		t.Errorf("after slots freed: exit %d", res.ExitCode)
+	}
+}
+
+func TestSignalByName(t *testing.T) {
+	s, ok := runner.SignalByName("USR1")
+	if !ok || s != syscall.SIGUSR1 {
+		t.Errorf("SignalByName(USR1) = %v %v", s, ok)
+	}
+	if _, ok := runner.SignalByName("NOPE"); ok {
+		t.Error("NOPE is a signal?")
+	}
+}

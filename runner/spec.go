@@ -1,0 +1,138 @@
+package runner
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Spec says what to run.
+type Spec struct {
+	// Shell is run as `/bin/sh -c Shell`. Exactly one of Shell and Argv is set.
+	Shell string
+	// Argv is run with no shell; Argv[0] is looked up in PATH.
+	Argv []string
+	// Env entries ("KEY=VALUE") are added to the server's environment.
+	Env []string
+	// Dir is the working directory; empty means the server's.
+	Dir string
+	// Timeout kills the command after this long; zero means Options.MaxTimeout.
+	Timeout time.Duration
+	// Stdin is copied to the command's stdin, then closed; nil means /dev/null,
+	// unless OpenStdin is set.
+	Stdin io.Reader
+	// OpenStdin leaves stdin open for Process.Stdin (after Stdin, if any).
+	OpenStdin bool
+	// TTY runs the command on a pseudo-terminal of this size; nil means pipes.
+	TTY *TTY
+	// MaxOutput is the output budget in bytes; zero means Options.MaxOutput.
+	MaxOutput int64
+	// Audit attributes (peer, key id, transport) go on both audit lines.
+	Audit []slog.Attr
+}
+
+// TTY asks for a pseudo-terminal.
+type TTY struct {
+	Rows, Cols uint16
+	// Term is the TERM value; empty means "xterm-256color".
+	Term string
+}
+
+// FieldError says which field of a Spec is wrong. Precondition is true when
+// the field is well formed but the host is not in a state to use it (a
+// directory that does not exist).
+type FieldError struct {
+	Field        string
+	Problem      string
+	Precondition bool
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// check validates s against the limits before anything is started or allocated.
+func (o *Options) check(s *Spec) error {
+	switch {
+	case s.Shell == "" && len(s.Argv) == 0:
+		return fieldErr("command", "empty: set shell (a /bin/sh command line) or argv")
+	case s.Shell != "" && len(s.Argv) > 0:
+		return fieldErr("command", "both shell and argv are set: set one")
+	case len(s.Shell) > o.MaxArgBytes:
+		return fieldErr("shell", "%d bytes, over the limit of %d", len(s.Shell), o.MaxArgBytes)
+	case strings.IndexByte(s.Shell, 0) >= 0:
+		return fieldErr("shell", "contains a NUL byte")
+	case len(s.Argv) > 0 && s.Argv[0] == "":
+		return fieldErr("argv", "argv[0] is empty")
+	}
+	total := 0
+	for i, a := range s.Argv {
+		total += len(a)
+		if strings.IndexByte(a, 0) >= 0 {
+			return fieldErr("argv", "argv[%d] contains a NUL byte", i)
+		}
+	}
+	if total > o.MaxArgBytes {
+		return fieldErr("argv", "%d bytes, over the limit of %d", total, o.MaxArgBytes)
+	}
+	if len(s.Env) > o.MaxEnv {
+		return fieldErr("env", "%d entries, over the limit of %d", len(s.Env), o.MaxEnv)
+	}
+	total = 0
+	for i, e := range s.Env {
+		total += len(e)
+		k, _, ok := strings.Cut(e, "=")
+		switch {
+		case !ok || k == "":
+			return fieldErr("env", "env[%d] %q is not KEY=VALUE", i, clip(e, 40))
+		case strings.IndexByte(e, 0) >= 0:
+			return fieldErr("env", "env[%d] contains a NUL byte", i)
+		}
+	}
+	if total > o.MaxArgBytes {
+		return fieldErr("env", "%d bytes, over the limit of %d", total, o.MaxArgBytes)
+	}
+	switch {
+	case s.Timeout < 0:
+		return fieldErr("timeout", "negative (%v)", s.Timeout)
+	case s.Timeout > o.MaxTimeout:
+		return fieldErr("timeout", "%v is over the server's maximum of %v", s.Timeout, o.MaxTimeout)
+	case s.MaxOutput < 0:
+		return fieldErr("max_output_bytes", "negative")
+	case strings.IndexByte(s.Dir, 0) >= 0:
+		return fieldErr("dir", "contains a NUL byte")
+	}
+	if s.TTY != nil && (s.TTY.Rows == 0 || s.TTY.Cols == 0) {
+		return fieldErr("tty.size", "rows and cols must both be set (got %dx%d)", s.TTY.Rows, s.TTY.Cols)
+	}
+	if s.Dir != "" {
+		fi, err := os.Stat(s.Dir)
+		switch {
+		case err != nil:
+			return &FieldError{Field: "dir", Problem: fmt.Sprintf("%q: no such directory on the server", s.Dir), Precondition: true}
+		case !fi.IsDir():
+			return &FieldError{Field: "dir", Problem: fmt.Sprintf("%q is not a directory", s.Dir), Precondition: true}
+		}
+	}
+	return nil
+}
+
+// Describe is a short printable form of the command, for logs.
+func (s *Spec) Describe() string {
+	if s.Shell != "" {
+		return clip(s.Shell, 200)
+	}
+	return clip(strings.Join(s.Argv, " "), 200)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check and test of rexec; .ci/run calls exactly this.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools (pinned in tools/go.mod, built into .bin/)"
+bash scripts/tools.sh
+export PATH="$PWD/.bin:$PATH"
+
+step "buf lint, and gen/ regenerated with no diff"
+bash scripts/generate.sh
+# Against the index, so that a regenerated-and-staged gen/ passes too.
+if ! git diff --quiet -- gen || [ -n "$(git ls-files --others --exclude-standard -- gen)" ]; then
+  git diff --stat -- gen
+  git ls-files --others --exclude-standard -- gen
+  echo "gen/ is stale: run scripts/generate.sh and commit the result" >&2
+  exit 1
+fi
+
+step "gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/'))
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
+go vet ./...
+
+step "go test -race (all packages)"
+go test -race -count=1 -timeout 15m ./...

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/runner"
+)
+
+// Config configures a Server. Zero fields take the defaults below.
+type Config struct {
+	// Verifier checks every call's token (required).
+	Verifier *interceptors.Verifier
+	// Runner runs the commands (required); share it with the raw transport
+	// so that both count against one --max-concurrent.
+	Runner *runner.Runner
+	// Logger gets call errors. By default slog.Default().
+	Logger *slog.Logger
+	// AuthAdmin closes health and reflection to calls without an admin-scoped
+	// token. By default they are open.
+	AuthAdmin bool
+	// Creds are the transport credentials (TLS). By default none: plaintext.
+	Creds credentials.TransportCredentials
+	// MaxRecvMsgSize bounds one request message. By default 4 MiB (gRPC's).
+	MaxRecvMsgSize int
+	// KeepaliveTime is how long a connection may be quiet before the server
+	// pings the client to check it is alive. By default 30s.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout is how long the server waits for a ping's answer
+	// before it closes the connection. By default 10s.
+	KeepaliveTimeout time.Duration
+	// KeepaliveMinTime is the most often a client may ping; a client that
+	// pings more often is sent GOAWAY. By default 5s.
+	KeepaliveMinTime time.Duration
+}
+
+// Server is rexec's gRPC server.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	cfg    Config
+	// base is cancelled, with runner.ErrShutdown as its cause, when the
+	// shutdown grace has passed: every running command is then killed.
+	base     context.Context
+	stopCmds context.CancelCauseFunc
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.KeepaliveTime, 30*time.Second)
+	def(&cfg.KeepaliveTimeout, 10*time.Second)
+	def(&cfg.KeepaliveMinTime, 5*time.Second)
+	if cfg.MaxRecvMsgSize <= 0 {
+		cfg.MaxRecvMsgSize = 4 << 20
+	}
+	opts := interceptors.ServerOptions(interceptors.ServerConfig{
+		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin,
+	})
+	opts = append(opts,
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+	)
+	if cfg.Creds != nil {
+		opts = append(opts, grpc.Creds(cfg.Creds))
+	}
+	s := &Server{grpc: grpc.NewServer(opts...), health: health.NewServer(), cfg: cfg}
+	s.base, s.stopCmds = context.WithCancelCause(context.Background())
+
+	rexecv1.RegisterExecServiceServer(s.grpc, &execService{s: s})
+	rexecv1.RegisterEchoServiceServer(s.grpc, echoService{})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc) // v1 and v1alpha
+	for _, name := range []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	return s
+}
+
+// Serve accepts connections on lis until Shutdown or Stop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// GRPC returns the underlying server, e.g. to register more services.
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// Shutdown stops accepting calls and waits for running ones. Commands still
+// running after grace are killed (their clients get Exited with reason
+// shutdown); Shutdown returns once every call has ended, or after the
+// runner's kill and drain graces more, when it stops whatever is left.
+func (s *Server) Shutdown(grace time.Duration) {
+	s.health.Shutdown() // probes see NOT_SERVING at once
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	s.stopCmds(runner.ErrShutdown)
+	ro := s.cfg.Runner.Options()
+	t.Reset(ro.KillGrace + ro.DrainGrace + 2*time.Second)
+	select {
+	case <-done:
+	case <-t.C:
+		s.grpc.Stop()
+	}
+}
+
+// Stop closes every connection and kills every command at once.
+func (s *Server) Stop() {
+	s.stopCmds(runner.ErrShutdown)
+	s.grpc.Stop()
+}
+
+// callContext is the context of one command: the call's, also cancelled
+// (with the shutdown cause) when the server's shutdown grace has passed.
+func (s *Server) callContext(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.base, func() { cancel(context.Cause(s.base)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
