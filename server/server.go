@@ -133,10 +133,13 @@ func (s *Server) Stop() {
 	s.grpc.Stop()
 }
 
-// callContext is the context of one command: the call's, also cancelled
-// (with the shutdown cause) when the server's shutdown grace has passed.
-func (s *Server) callContext(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(s.base, func() { cancel(context.Cause(s.base)) })
+// commandContext is the context of one command: cancelled when the call
+// ends, and when the server's shutdown grace has passed. It derives from the
+// server's base context so that the shutdown cause reaches the command
+// synchronously, before Stop closes the call's transport; it carries no
+// values of the call (take those from the call's own context).
+func (s *Server) commandContext(call context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(s.base)
+	stop := context.AfterFunc(call, func() { cancel(context.Cause(call)) })
 	return ctx, func() { stop(); cancel(nil) }
 }

@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+const usage = `usage: rexec-bench COMMAND [flags]
+
+commands:
+  slowreader [--size 1G] [--rate 10000000] [--duration 20s]
+        server peak RSS while a large output streams to a slow reader
+`
+
+// Main runs the bench command line and returns its exit status.
+func Main(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "slowreader":
+		err = slowReaderCmd(ctx, args[1:])
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rexec-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// moduleRoot is where go.mod is, found from the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod above %s: run rexec-bench inside the rexec module", dir)
+		}
+	}
+}
+
+func binaries(ctx context.Context) (string, func(), error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "rexec-bench-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := BuildBinaries(ctx, root, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func slowReaderCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("slowreader", flag.ContinueOnError)
+	size := fs.Int64("size", 1<<30, "bytes the command writes")
+	rate := fs.Int64("rate", 10_000_000, "bytes per second the client reads")
+	dur := fs.Duration("duration", 20*time.Second, "how long the client reads")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, cleanup, err := binaries(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	d, err := StartDaemon(ctx, bin)
+	if err != nil {
+		return err
+	}
+	defer d.Stop()
+	r, err := SlowReader(ctx, d, *size, *rate, *dur)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("slow reader on %s, %s: `head -c %d /dev/urandom` read at %.1f MB/s for %v\n",
+		runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), *size, float64(*rate)/1e6, *dur)
+	fmt.Printf("  read          %d bytes in %v (%.1f MB/s)\n", r.Read, r.Elapsed.Round(time.Millisecond), float64(r.Read)/r.Elapsed.Seconds()/1e6)
+	fmt.Printf("  server RSS    %s before, %s highest sample during, %s peak (VmHWM)\n", mib(r.RSSStart), mib(r.RSSPeakDuring), mib(r.HWM))
+	return nil
+}
