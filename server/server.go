@@ -20,8 +20,11 @@ import (
 
 // Config configures a Server. Zero fields take the defaults below.
 type Config struct {
-	// Verifier checks every call's token (required).
+	// Verifier checks every call's token (required unless NoAuth).
 	Verifier *interceptors.Verifier
+	// NoAuth serves without authentication. It exists only so that a
+	// benchmark can measure what auth costs; rexecd has no flag for it.
+	NoAuth bool
 	// Runner runs the commands (required); share it with the raw transport
 	// so that both count against one --max-concurrent.
 	Runner *runner.Runner
@@ -72,8 +75,11 @@ func New(cfg Config) *Server {
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = 4 << 20
 	}
+	if cfg.Verifier == nil && !cfg.NoAuth {
+		panic("server: Config.Verifier is required")
+	}
 	opts := interceptors.ServerOptions(interceptors.ServerConfig{
-		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin,
+		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin, NoAuth: cfg.NoAuth,
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -15,6 +16,8 @@ import (
 const usage = `usage: rexec-bench COMMAND [flags]
 
 commands:
+  all [--size 1G] [--reps 200] [--cold-reps 20] [--slow-for 20s] [--echo-for 3s] [--sleepers 1000] [--no-ssh] [--out BENCHMARKS.md]
+        the whole table: rexec against local exec, its raw transport and OpenSSH
   slowreader [--size 1G] [--rate 10000000] [--duration 20s]
         server peak RSS while a large output streams to a slow reader
 `
@@ -29,6 +32,8 @@ func Main(args []string) int {
 	defer stop()
 	var err error
 	switch args[0] {
+	case "all":
+		err = allCmd(ctx, args[1:])
 	case "slowreader":
 		err = slowReaderCmd(ctx, args[1:])
 	default:
@@ -102,5 +107,36 @@ func slowReaderCmd(ctx context.Context, args []string) error {
 		runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), *size, float64(*rate)/1e6, *dur)
 	fmt.Printf("  read          %d bytes in %v (%.1f MB/s)\n", r.Read, r.Elapsed.Round(time.Millisecond), float64(r.Read)/r.Elapsed.Seconds()/1e6)
 	fmt.Printf("  server RSS    %s before, %s highest sample during, %s peak (VmHWM)\n", mib(r.RSSStart), mib(r.RSSPeakDuring), mib(r.HWM))
+	return nil
+}
+
+func allCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("all", flag.ContinueOnError)
+	cfg := &Config{}
+	fs.Int64Var(&cfg.Size, "size", 1<<30, "bytes of the throughput file")
+	fs.IntVar(&cfg.Reps, "reps", 200, "warm-call repetitions")
+	fs.IntVar(&cfg.ColdReps, "cold-reps", 20, "whole-process repetitions")
+	fs.DurationVar(&cfg.SlowFor, "slow-for", 20*time.Second, "slow-reader duration")
+	fs.DurationVar(&cfg.EchoFor, "echo-for", 3*time.Second, "each echo QPS measurement")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 1000, "concurrent `sleep 1` commands")
+	fs.BoolVar(&cfg.NoSSH, "no-ssh", false, "skip the OpenSSH rows")
+	fs.StringVar(&cfg.TmpDir, "tmp", os.TempDir(), "where the throughput file goes")
+	out := fs.String("out", "BENCHMARKS.md", "report file (empty: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	extra, err := extraTransports(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Transports = extra
+	rows, err := Run(ctx, cfg, os.Stderr)
+	Table(os.Stdout, rows)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		return WriteReport(*out, "go run ./cmd/rexec-bench all "+strings.Join(args, " "), rows, "")
+	}
 	return nil
 }
