@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -419,5 +420,48 @@ func TestSignalByName(t *testing.T) {
 	}
 	if _, ok := runner.SignalByName("NOPE"); ok {
 		t.Error("NOPE is a signal?")
+	}
+}
+
+type discardSink struct{ n int64 }
+
+func (d *discardSink) Started(string, int) error { return nil }
+func (d *discardSink) Output(_ runner.Stream, _ uint64, b []byte) error {
+	d.n += int64(len(b))
+	return nil
+}
+func (d *discardSink) Exited(*runner.Result) error { return nil }
+
+// BenchmarkPump measures the output pump alone: 64 MiB from `head` through
+// pipes, chunking and the sink, with a sink that does nothing.
+func BenchmarkPump(b *testing.B) {
+	r := runner.New(runner.Options{})
+	const size = 64 << 20
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for range b.N {
+		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"head", "-c", strconv.Itoa(size), "/dev/zero"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := &discardSink{}
+		if _, err := p.Wait(s); err != nil || s.n != size {
+			b.Fatalf("%v, %d bytes", err, s.n)
+		}
+	}
+}
+
+// BenchmarkStartTrue measures one whole command: start `true`, wait, release.
+func BenchmarkStartTrue(b *testing.B) {
+	r := runner.New(runner.Options{})
+	b.ReportAllocs()
+	for range b.N {
+		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"true"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Wait(&discardSink{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
