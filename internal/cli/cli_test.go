@@ -47,6 +47,8 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// ttyrun: run a command on a pseudo-terminal, typing as a user would (ttyrun_test.go).
+			"ttyrun": ttyRun,
 			// waitaddr FILE: wait for rexecd's --addr-file, then point REXEC_ADDR at it.
 			"waitaddr": func(ts *testscript.TestScript, neg bool, args []string) {
 				deadline := time.Now().Add(20 * time.Second)
