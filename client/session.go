@@ -10,8 +10,11 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 )
 
-// StdinChunk is the most stdin bytes one Session message carries.
-const StdinChunk = 32 << 10
+// StdinChunk is the most stdin bytes one Session message carries. 128 KiB
+// halves the CPU of 32 KiB messages for a bulk pipe (measured: 1 GiB through
+// sha256sum, client 2.4 s vs 6.2 s, server 3.9 s vs 7.3 s), and a terminal's
+// reads are small anyway.
+const StdinChunk = 128 << 10
 
 // ErrSignalBacklog is returned by Session.Signal when an earlier signal has
 // not been sent yet: the stream is held up behind stdin that the command
