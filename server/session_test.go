@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -443,8 +444,19 @@ func TestSessionBackpressure(t *testing.T) {
 		waitLine(t, lines, "^ready$")
 		n := settle(t, "stdin read by the client", limit, in.n.Load)
 		t.Logf("stdin in flight when settled: %d bytes", n)
-		// A signal would wait behind the unread stdin: end the call instead,
-		// and the server kills the command.
+		// A signal now waits behind the unread stdin: the session says so
+		// (the sender holds at most one signal besides the queued one), and
+		// the caller ends the call instead; the server kills the command.
+		backlog := false
+		for range 3 {
+			if err := s.Signal(rexecv1.Signal_SIGNAL_INT); errors.Is(err, client.ErrSignalBacklog) {
+				backlog = true
+				break
+			}
+		}
+		if !backlog {
+			t.Error("signals behind unread stdin were all accepted: want ErrSignalBacklog")
+		}
 		cancel()
 		if r := <-res; status.Code(r.err) != codes.Canceled {
 			t.Fatalf("exit %v err %v, want Canceled", r.ex, r.err)
