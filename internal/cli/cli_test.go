@@ -87,6 +87,8 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Fatalf("the group in %s never had %d processes", args[0], want)
 			},
+			// ttyrun: run a command on a pseudo-terminal, typing as a user would (ttyrun_test.go).
+			"ttyrun": ttyRun,
 			// waitaddr FILE: wait for rexecd's --addr-file, then point REXEC_ADDR at it.
 			"waitaddr": func(ts *testscript.TestScript, neg bool, args []string) {
 				deadline := time.Now().Add(20 * time.Second)
