@@ -26,3 +26,8 @@ go vet ./...
 
 step "go test -race (all packages)"
 go test -race -count=1 -timeout 15m ./...
+
+step "fuzz the raw socket decoders, briefly (README: how to run longer)"
+for target in FuzzFrame FuzzHandshake; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./rawsock
+done
