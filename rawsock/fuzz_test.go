@@ -63,12 +63,7 @@ func FuzzHandshake(f *testing.F) {
 	f.Add([]byte{0})
 	f.Add([]byte{255})
 	f.Add(append([]byte{3, 'o', 'p', 'x'}, good[4:]...))
-	secret := make([]byte, 32)
-	for i := range secret {
-		secret[i] = byte(i)
-	}
-	var challenge [ChallengeLen]byte
-	copy(challenge[:], v[0].got[1:])
+	secret, challenge := vectorSecret()
 	ring := interceptors.NewKeyRing([]*interceptors.Key{{ID: "ops", Secret: secret}})
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		rw := &scripted{in: bytes.NewReader(answer)}

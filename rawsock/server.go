@@ -134,22 +134,8 @@ func (s *Server) Shutdown(grace time.Duration) {
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return
-	case <-t.C:
-	}
-	s.stopCmds(runner.ErrShutdown)
-	ro := s.cfg.Runner.Options()
-	t.Reset(ro.KillGrace + ro.DrainGrace + 2*time.Second)
-	select {
-	case <-done:
-	case <-t.C:
-		s.closeAll()
-		<-done
-	}
+	s.cfg.Runner.Drain(grace, done, s.stopCmds, s.closeAll)
+	<-done
 }
 
 // Stop closes every connection and kills every command at once.

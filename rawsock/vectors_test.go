@@ -22,14 +22,7 @@ type vector struct {
 // vectors are docs/PROTOCOL.md's test vectors: each is built here with the
 // package's own encoders, compared with the hex, and looked up in the doc.
 func vectors() []vector {
-	secret := make([]byte, 32)
-	for i := range secret {
-		secret[i] = byte(i)
-	}
-	var challenge [ChallengeLen]byte
-	for i := range challenge {
-		challenge[i] = 0xa0 + byte(i)
-	}
+	secret, challenge := vectorSecret()
 	proof := Proof(secret, challenge[:], "ops")
 	frame := func(t Type, parts ...[]byte) []byte {
 		var b bytes.Buffer
@@ -58,6 +51,19 @@ func vectors() []vector {
 		{"exit by signal", frame(TypeExit, exitTerm)},
 		{"error", frame(TypeError, (&Error{CodeFailedPrecondition, `dir: "/nope": no such directory on the server`}).payload())},
 	}
+}
+
+// vectorSecret is the vectors' key secret (00 01 … 1f) and challenge (a0 … bf).
+func vectorSecret() ([]byte, [ChallengeLen]byte) {
+	secret := make([]byte, 32)
+	for i := range secret {
+		secret[i] = byte(i)
+	}
+	var challenge [ChallengeLen]byte
+	for i := range challenge {
+		challenge[i] = 0xa0 + byte(i)
+	}
+	return secret, challenge
 }
 
 func spaced(b []byte) string {
@@ -102,12 +108,7 @@ func TestVectors(t *testing.T) {
 // TestVectorHandshake runs the server's side over the vector's bytes.
 func TestVectorHandshake(t *testing.T) {
 	v := vectors()
-	secret := make([]byte, 32)
-	for i := range secret {
-		secret[i] = byte(i)
-	}
-	var challenge [ChallengeLen]byte
-	copy(challenge[:], v[0].got[1:])
+	secret, challenge := vectorSecret()
 	ring := interceptors.NewKeyRing([]*interceptors.Key{{ID: "ops", Secret: secret}})
 	rw := &scripted{in: bytes.NewReader(v[1].got)}
 	key, err := serverHandshake(rw, ring, challenge)
