@@ -26,12 +26,12 @@ func (r *Report) WriteText(out io.Writer) error {
 	p("   coalesce with the next (Nagle); it does not make a write a message: the receiver's reads")
 	p("   still return whatever has arrived, up to its buffer.")
 
-	p("\n2. TCP, length-prefixed (struct.pack('>I', len) + message, as rexec's raw transport):")
+	p("\n2. TCP, length-prefixed: struct.pack('>I', len) + message (rexec's raw frames add a type byte):")
 	readsText(p, r.Framed.Reads)
 	p("   the same kind of reads, yet decoding the prefixes gives back %d messages of %s bytes: intact: %v.",
 		len(r.Framed.Received), ints(r.Framed.Received), r.Framed.Intact)
 
-	p("\n3. UDP: one datagram per message; the receiver reads each with a %d-byte buffer.", r.UDP.Buffer)
+	p("\n3. UDP: one datagram per message, plus one larger than the receiver's %d-byte read buffer:", r.UDP.Buffer)
 	for _, d := range r.UDP.Datagrams {
 		switch {
 		case d.Error != "":
