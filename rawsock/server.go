@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
@@ -82,8 +83,18 @@ func (s *Server) Serve(lis net.Listener) error {
 	}
 	s.lis[lis] = true
 	s.mu.Unlock()
+	var backoff time.Duration
 	for {
 		nc, err := lis.Accept()
+		if err != nil && transientAccept(err) && !s.closing() {
+			// Out of file descriptors, or a peer gone before accept: wait
+			// and go on, as net/http does, instead of ending the server.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.Warn("raw accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
 		if err != nil {
 			s.mu.Lock()
 			closed := s.draining
@@ -115,6 +126,17 @@ func (s *Server) Serve(lis net.Listener) error {
 		s.mu.Unlock()
 		go c.serve()
 	}
+}
+
+func transientAccept(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS)
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 // Shutdown stops accepting connections and closes idle ones; connections
