@@ -20,6 +20,7 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/runner"
 )
 
 // transport is one way to run a command: gRPC through client, or the raw
@@ -223,4 +224,40 @@ func gone(pid int, within time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// TestTransportsShareOneLimit: gRPC and raw run on one runner, so one
+// --max-concurrent bounds both.
+func TestTransportsShareOneLimit(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: runner.Options{MaxConcurrent: 1}})
+	trs := transports(t, srv)
+	for i, holder := range trs {
+		other := trs[1-i]
+		t.Run(holder.name+" holds the slot", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			w := &lineWriter{first: make(chan string, 1)}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_, _ = holder.run(ctx, &rexecv1.RunRequest{Shell: "echo up; sleep 30"}, w, io.Discard)
+			}()
+			select {
+			case <-w.first:
+			case <-time.After(20 * time.Second):
+				t.Error("the holding command did not start")
+			}
+			_, err := other.run(context.Background(), &rexecv1.RunRequest{Shell: "true"}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "too many commands") {
+				t.Errorf("%s while %s holds the only slot: %v, want too many commands", other.name, holder.name, err)
+			}
+			cancel()
+			<-done
+			// The client returns at once; the server frees the slot once
+			// the group is dead. Wait for that (bounded) before the next.
+			for deadline := time.Now().Add(10 * time.Second); srv.Runner.Running() > 0 && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
 }
