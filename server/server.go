@@ -116,21 +116,7 @@ func (s *Server) Shutdown(grace time.Duration) {
 	s.health.Shutdown() // probes see NOT_SERVING at once
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return
-	case <-t.C:
-	}
-	s.stopCmds(runner.ErrShutdown)
-	ro := s.cfg.Runner.Options()
-	t.Reset(ro.KillGrace + ro.DrainGrace + 2*time.Second)
-	select {
-	case <-done:
-	case <-t.C:
-		s.grpc.Stop()
-	}
+	s.cfg.Runner.Drain(grace, done, s.stopCmds, s.grpc.Stop)
 }
 
 // Stop closes every connection and kills every command at once.

@@ -46,6 +46,7 @@ func TestScripts(t *testing.T) {
 			e.Setenv("XDG_CONFIG_HOME", "")
 			e.Setenv("REXEC_ADDR", "")
 			e.Setenv("REXEC_KEY_FILE", "")
+			e.Setenv("REXEC_RAW_ADDR", "")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -89,12 +90,17 @@ func TestScripts(t *testing.T) {
 			},
 			// ttyrun: run a command on a pseudo-terminal, typing as a user would (ttyrun_test.go).
 			"ttyrun": ttyRun,
-			// waitaddr FILE: wait for rexecd's --addr-file, then point REXEC_ADDR at it.
+			// waitaddr FILE [VAR]: wait for rexecd's --addr-file, then point
+			// REXEC_ADDR (or VAR) at it.
 			"waitaddr": func(ts *testscript.TestScript, neg bool, args []string) {
+				name := "REXEC_ADDR"
+				if len(args) > 1 {
+					name = args[1]
+				}
 				deadline := time.Now().Add(20 * time.Second)
 				for time.Now().Before(deadline) {
 					if b, err := os.ReadFile(ts.MkAbs(args[0])); err == nil && len(b) > 0 {
-						ts.Setenv("REXEC_ADDR", strings.TrimSpace(string(b)))
+						ts.Setenv(name, strings.TrimSpace(string(b)))
 						return
 					}
 					time.Sleep(20 * time.Millisecond)

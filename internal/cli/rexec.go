@@ -19,28 +19,32 @@ import (
 	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/rawsock"
 )
 
 // ExitFailure is the exit status when rexec itself fails (connection, auth,
 // bad usage), as ssh uses 255.
 const ExitFailure = 255
 
-const usage = `usage: rexec [--addr HOST:PORT] [--key-file FILE] [--key-id ID] COMMAND [ARGS]
+const usage = `usage: rexec [--addr HOST:PORT] [--raw-addr HOST:PORT] [--key-file FILE] [--key-id ID] COMMAND [ARGS]
 
 commands:
-  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [-t] [-n] -- CMD [ARG...]
+  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [-t] [-n] [--raw] -- CMD [ARG...]
         run CMD on the server; one word runs through /bin/sh -c, several are an exact argv;
-        stdin streams to CMD (-n: no stdin), -t gives it a pseudo-terminal
+        stdin streams to CMD (-n: no stdin), -t gives it a pseudo-terminal;
+        --raw goes over the raw socket transport instead of gRPC (no stdin: as -n)
   shell
         a ">> " prompt: each line runs on the server, its status shown when nonzero
-  echo [--upper] [--stream] MSG...
+  echo [--upper] [--stream] [--raw] MSG...
         the classic echo, optionally upper-cased
+  frames [--json] [--big N]
+        the framing lab: the same messages over unframed TCP, framed TCP, UDP and gRPC
   token --method /rexec.v1.ExecService/Run
         print an authorization value for one grpcurl call (valid 60s, once)
   keygen [--id ID] [--scopes exec,session,echo,admin]
         print a new key line for a key file
 
-environment: REXEC_ADDR (default 127.0.0.1:50051), REXEC_KEY_FILE
+environment: REXEC_ADDR (default 127.0.0.1:50051), REXEC_RAW_ADDR (default 127.0.0.1:50052), REXEC_KEY_FILE
 exit status: the remote command's; 128+N when signal N killed it; 255 when rexec itself failed
 `
 
@@ -59,6 +63,7 @@ func OSEnv() Env {
 // globals are the connection flags, accepted before or after the command word.
 type globals struct {
 	addr, keyFile, keyID string
+	rawAddr              string
 }
 
 // defaults fills g from the environment, before any flag is parsed.
@@ -68,6 +73,9 @@ func (g *globals) defaults(env Env) {
 		g.addr = client.DefaultAddr
 	}
 	g.keyFile = env.Getenv("REXEC_KEY_FILE")
+	if g.rawAddr = env.Getenv("REXEC_RAW_ADDR"); g.rawAddr == "" {
+		g.rawAddr = rawsock.DefaultAddr
+	}
 }
 
 // register adds the global flags to fs with g's current values as defaults,
@@ -76,6 +84,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.addr, "addr", g.addr, "server address (HOST:PORT); $REXEC_ADDR")
 	fs.StringVar(&g.keyFile, "key-file", g.keyFile, "key file; $REXEC_KEY_FILE, else ~/.config/rexec/keys")
 	fs.StringVar(&g.keyID, "key-id", g.keyID, "which key of the file (default: the first)")
+	fs.StringVar(&g.rawAddr, "raw-addr", g.rawAddr, "raw socket address (HOST:PORT), for --raw; $REXEC_RAW_ADDR")
 }
 
 // Rexec runs the rexec command line and returns its exit status.
@@ -106,6 +115,8 @@ func Rexec(args []string, env Env) int {
 		return c.token(rest)
 	case "keygen":
 		return c.keygen(rest)
+	case "frames":
+		return c.frames(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0
@@ -212,6 +223,7 @@ func (c *command) run(args []string) int {
 	timeout := fs.Duration("timeout", 0, "kill the command after this long (default: the server's maximum)")
 	dir := fs.String("dir", "", "working directory on the server")
 	maxOut := fs.Uint64("max-output", 0, "forward at most this many output bytes; the rest is counted (default: the server's maximum)")
+	raw := fs.Bool("raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
 	var env envList
 	fs.Var(&env, "env", "KEY=VALUE for the command's environment (repeatable)")
 	var so sessionOpts
@@ -232,17 +244,27 @@ func (c *command) run(args []string) int {
 	if *timeout != 0 {
 		req.Timeout = durationpb.New(*timeout)
 	}
-	cl, err := c.dial()
+	switch {
+	case *raw && so.tty:
+		return c.fail(errors.New("run: -t needs gRPC: the raw transport has no terminal (drop --raw)"))
+	case !*raw && (so.tty || !so.noStdin):
+		// stdin (or a terminal) needs the Session RPC.
+		cl, err := c.dial()
+		if err != nil {
+			return c.fail(err)
+		}
+		defer cl.Close()
+		return c.session(cl, req, so)
+	}
+	// No stdin: a plain Run, over gRPC or the raw transport.
+	ctx, sig, stop := signalContext()
+	defer stop()
+	run, closeConn, err := c.dialRun(ctx, *raw)
 	if err != nil {
 		return c.fail(err)
 	}
-	defer cl.Close()
-	if so.tty || !so.noStdin {
-		return c.session(cl, req, so)
-	}
-	ctx, sig, stop := signalContext()
-	defer stop()
-	exited, err := cl.Run(ctx, req, c.env.Stdout, c.env.Stderr)
+	defer closeConn()
+	exited, err := run(ctx, req, c.env.Stdout, c.env.Stderr)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Our own signal ended the call: the server killed the command.
@@ -274,8 +296,14 @@ func (c *command) echo(args []string) int {
 	fs := c.flags()
 	upper := fs.Bool("upper", false, "ask the server to upper-case the echo")
 	stream := fs.Bool("stream", false, "send each MSG as one message of an EchoStream")
+	raw := fs.Bool("raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
+	}
+	if *raw {
+		ctx, _, stop := signalContext()
+		defer stop()
+		return c.echoRaw(ctx, fs.Args(), *upper, *stream)
 	}
 	cl, err := c.dial()
 	if err != nil {

@@ -34,6 +34,9 @@ type DaemonConfig struct {
 	Ready func(addr net.Addr)
 	// Signals, when set, replaces the process's SIGINT/SIGTERM/SIGHUP.
 	Signals <-chan os.Signal
+	// RawListen is the raw socket transport's address; empty (the default)
+	// leaves it off. RawAddrFile is AddrFile's twin for it.
+	RawListen, RawAddrFile string
 }
 
 // Rexecd runs the rexecd command line and returns its exit status.
@@ -70,6 +73,8 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	fs.BoolVar(&cfg.AuthAdmin, "auth-admin", false, "close health and reflection to calls without an admin-scoped token")
 	fs.DurationVar(&cfg.Skew, "skew", 60*time.Second, "how far a token's time may be from the server's clock")
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
+	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
+	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -141,6 +146,12 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	raw, err := startRawDaemon(cfg, ring, run, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer raw.stop() // on every return; after a graceful shutdown it has nothing left to do
 	log.Info("rexecd listening", "grpc", lis.Addr().String(), "keys", keyPath, "key_count", ring.Len(),
 		"max_concurrent", run.Options().MaxConcurrent)
 	if cfg.AddrFile != "" {
@@ -166,7 +177,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 			}
 			log.Info("shutting down: no new calls; running commands have a grace", "signal", s.String(), "grace", cfg.ShutdownGrace)
 			stopped := make(chan struct{})
-			go func() { srv.Shutdown(cfg.ShutdownGrace); close(stopped) }()
+			go func() { raw.shutdown(srv, cfg.ShutdownGrace); close(stopped) }()
 			for {
 				select {
 				case <-stopped:
@@ -177,6 +188,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 					if s != syscall.SIGHUP {
 						log.Info("second signal: stopping now", "signal", s.String())
 						srv.Stop()
+						raw.stop()
 					}
 				}
 			}

@@ -11,14 +11,16 @@ import (
 )
 
 // TestExitStatus checks the exit status contract exactly: the remote code,
-// 128+N for signal N, 255 for rexec's own failure.
+// 128+N for signal N, 255 for rexec's own failure — over gRPC and --raw alike.
 func TestExitStatus(t *testing.T) {
-	srv := testenv.StartServer(t, testenv.Options{})
+	srv := testenv.StartServer(t, testenv.Options{Raw: true})
 	env := func(stdout, stderr *bytes.Buffer) cli.Env {
 		return cli.Env{Stdin: strings.NewReader(""), Stdout: stdout, Stderr: stderr, Getenv: func(k string) string {
 			switch k {
 			case "REXEC_ADDR":
 				return srv.Addr
+			case "REXEC_RAW_ADDR":
+				return srv.RawAddr
 			case "REXEC_KEY_FILE":
 				return srv.KeyFile
 			}
@@ -43,6 +45,13 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"nosuchcommand"}, 255, true},
 		{[]string{"--addr", "127.0.0.1:1", "run", "--", "true"}, 255, true},
 		{[]string{"run", "--dir", "/nope", "--", "true"}, 255, true},
+		{[]string{"run", "--raw", "--", "exit 7"}, 7, false},
+		{[]string{"run", "--raw", "--", "exit 255"}, 255, false},
+		{[]string{"run", "--raw", "--", "kill -KILL $$"}, 128 + 9, false},
+		{[]string{"run", "--raw", "--", "rexec-no-such-cmd", "arg"}, 127, false},
+		{[]string{"run", "--raw", "--timeout", "200ms", "--", "sleep 5"}, 128 + 15, false},
+		{[]string{"--raw-addr", "127.0.0.1:1", "run", "--raw", "--", "true"}, 255, true},
+		{[]string{"run", "--raw", "--dir", "/nope", "--", "true"}, 255, true},
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer

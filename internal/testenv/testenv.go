@@ -30,6 +30,8 @@ type Server struct {
 	Runner  *runner.Runner
 	Server  *server.Server
 	Log     *SyncBuffer // the server's log, audit lines included
+	// RawAddr is the raw socket listener's address, when Options.Raw.
+	RawAddr string
 }
 
 // Options tune StartServer.
@@ -38,6 +40,9 @@ type Options struct {
 	Server    server.Config // Verifier, Runner and Logger are filled in
 	ExtraKeys []*interceptors.Key
 	Verifier  interceptors.VerifierOptions
+	// Raw also serves the raw socket transport, on its own port, with the
+	// same runner and keys.
+	Raw bool
 }
 
 // StartServer starts a server on 127.0.0.1:0 and stops it at test cleanup.
@@ -77,6 +82,10 @@ func StartServer(t testing.TB, o Options) *Server {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
+	var rawAddr string
+	if o.Raw {
+		rawAddr = startRaw(t, ring, cfg.Runner, log)
+	}
 	t.Cleanup(func() {
 		srv.Stop()
 		<-done
@@ -84,7 +93,7 @@ func StartServer(t testing.TB, o Options) *Server {
 			t.Logf("server log:\n%s", logBuf.String())
 		}
 	})
-	return &Server{Addr: lis.Addr().String(), Key: key, KeyFile: keyFile, Ring: ring, Runner: cfg.Runner, Server: srv, Log: logBuf}
+	return &Server{Addr: lis.Addr().String(), Key: key, KeyFile: keyFile, Ring: ring, Runner: cfg.Runner, Server: srv, Log: logBuf, RawAddr: rawAddr}
 }
 
 // Client returns a client signing with key (the server's Key when nil),

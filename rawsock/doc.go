@@ -1,0 +1,21 @@
+// Package rawsock is rexec over a plain TCP socket: the classic socket recipe
+// (length-prefixed frames, an HMAC challenge-response) done right, serving
+// the same runner as the gRPC server. It exists so that the two can be read,
+// run and measured side by side; docs/PROTOCOL.md is the wire format.
+//
+// A client dials, which runs the handshake, then runs commands one after
+// another on the connection:
+//
+//	c, err := rawsock.Dial(ctx, "127.0.0.1:50052", key)
+//	if err != nil { ... }             // unreachable, or the key was refused
+//	defer c.Close()
+//	exited, err := c.Run(ctx, &rexecv1.RunRequest{Shell: "uname -a"}, os.Stdout, os.Stderr)
+//
+// A server shares its runner with the gRPC server, so that both count against
+// one --max-concurrent:
+//
+//	srv := rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run})
+//	go srv.Serve(lis)
+//	...
+//	srv.Shutdown(10 * time.Second)
+package rawsock

@@ -1,0 +1,104 @@
+package rawsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/rexec/rexec/runner"
+)
+
+// Code is the first byte of an error frame: what kind of failure of rexec
+// itself (never of the command: an exit status is data). The names follow
+// gRPC's codes so that both transports read the same to a user.
+type Code byte
+
+// The error codes. After CodeProtocol the server closes the connection; after
+// the others the connection stays usable.
+const (
+	CodeInvalidArgument    Code = 1
+	CodeFailedPrecondition Code = 2
+	CodeResourceExhausted  Code = 3
+	CodeUnavailable        Code = 4
+	CodePermissionDenied   Code = 5
+	CodeProtocol           Code = 6
+	CodeInternal           Code = 7
+	CodeCanceled           Code = 8
+	CodeDeadlineExceeded   Code = 9
+)
+
+var codeNames = map[Code]string{
+	CodeInvalidArgument: "InvalidArgument", CodeFailedPrecondition: "FailedPrecondition",
+	CodeResourceExhausted: "ResourceExhausted", CodeUnavailable: "Unavailable",
+	CodePermissionDenied: "PermissionDenied", CodeProtocol: "ProtocolError", CodeInternal: "Internal",
+	CodeCanceled: "Canceled", CodeDeadlineExceeded: "DeadlineExceeded",
+}
+
+func (c Code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("Code(%d)", byte(c))
+}
+
+// Error is an error frame the server sent.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string {
+	return "rexec: " + e.Message + " (server said " + e.Code.String() + ")"
+}
+
+// errNoScope is returned when the connection's key lacks a frame's scope.
+type errNoScope struct{ keyID, scope string }
+
+func (e errNoScope) Error() string {
+	return fmt.Sprintf("key %q lacks scope %q", e.keyID, e.scope)
+}
+
+// errProtocol is a peer's breach of the protocol: the connection is closed.
+type errProtocol struct{ msg string }
+
+func (e errProtocol) Error() string { return e.msg }
+
+// errorFrame is the one place where runner and transport errors become error
+// frames: the raw twin of the gRPC server's toStatus.
+func errorFrame(err error) *Error {
+	var (
+		fe    *runner.FieldError
+		scope errNoScope
+		proto errProtocol
+	)
+	switch {
+	case errors.As(err, &proto), errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrEmptyFrame), errors.Is(err, ErrUnknownType):
+		return &Error{CodeProtocol, "protocol error: " + err.Error() + "; closing the connection"}
+	case errors.As(err, &fe) && fe.Precondition:
+		return &Error{CodeFailedPrecondition, fe.Error()}
+	case errors.As(err, &fe):
+		return &Error{CodeInvalidArgument, "invalid request: " + fe.Error()}
+	case errors.As(err, &scope):
+		return &Error{CodePermissionDenied, scope.Error()}
+	case errors.Is(err, runner.ErrTooManyCommands):
+		return &Error{CodeResourceExhausted, err.Error() + " (the server's --max-concurrent): retry later"}
+	case errors.Is(err, runner.ErrShutdown):
+		return &Error{CodeUnavailable, err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{CodeDeadlineExceeded, err.Error()}
+	case errors.Is(err, context.Canceled), errors.Is(err, io.EOF):
+		return &Error{CodeCanceled, "call cancelled"}
+	}
+	return &Error{CodeInternal, err.Error()}
+}
+
+// payload encodes e as an error frame's payload.
+func (e *Error) payload() []byte { return append([]byte{byte(e.Code)}, e.Message...) }
+
+func decodeError(p []byte) *Error {
+	if len(p) == 0 {
+		return &Error{CodeInternal, "empty error frame"}
+	}
+	return &Error{Code(p[0]), string(p[1:])}
+}

@@ -1,0 +1,149 @@
+package rawsock
+
+import (
+	"bytes"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/runner"
+)
+
+type vector struct {
+	name string
+	got  []byte
+}
+
+// vectors are docs/PROTOCOL.md's test vectors: each is built here with the
+// package's own encoders, compared with the hex, and looked up in the doc.
+func vectors() []vector {
+	secret, challenge := vectorSecret()
+	proof := Proof(secret, challenge[:], "ops")
+	frame := func(t Type, parts ...[]byte) []byte {
+		var b bytes.Buffer
+		if err := WriteFrame(&b, t, parts...); err != nil {
+			panic(err)
+		}
+		return b.Bytes()
+	}
+	exit7 := appendExit(nil, &runner.Result{ExitCode: 7, Reason: runner.ReasonExited, Duration: 4500 * time.Microsecond, StdoutBytes: 3, StderrBytes: 4})
+	exitTerm := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 15, Reason: runner.ReasonTimeout, Duration: 2 * time.Second})
+	return []vector{
+		{"server hello", append([]byte{Version}, challenge[:]...)},
+		{"client answer", appendAnswer(nil, "ops", proof)},
+		{"status ok", []byte{StatusOK}},
+		{"command", frame(TypeCommand, []byte(`{"shell":"echo hi"}`))},
+		{"command with stdin", frame(TypeCommand, []byte(`{"argv":["tr","a-z","A-Z"],"timeout_ms":5000,"stdin":true}`))},
+		{"stdin", frame(TypeStdin, []byte("hi\n"))},
+		{"stdin-close", frame(TypeStdinClose)},
+		{"signal", frame(TypeSignal, []byte("INT"))},
+		{"echo", frame(TypeEcho, []byte{echoUpper}, []byte("hello"))},
+		{"echo-reply", frame(TypeEchoReply, []byte("HELLO"))},
+		{"started", frame(TypeStarted, []byte{0, 0, 0x10, 0x92}, []byte("1c6f3353a63b5101"))},
+		{"stdout", frame(TypeStdout, []byte{0, 0, 0, 0, 0, 0, 0, 1}, []byte("hi\n"))},
+		{"stderr", frame(TypeStderr, []byte{0, 0, 0, 0, 0, 0, 0, 2}, []byte("err\n"))},
+		{"exit 7", frame(TypeExit, exit7)},
+		{"exit by signal", frame(TypeExit, exitTerm)},
+		{"error", frame(TypeError, (&Error{CodeFailedPrecondition, `dir: "/nope": no such directory on the server`}).payload())},
+	}
+}
+
+// vectorSecret is the vectors' key secret (00 01 … 1f) and challenge (a0 … bf).
+func vectorSecret() ([]byte, [ChallengeLen]byte) {
+	secret := make([]byte, 32)
+	for i := range secret {
+		secret[i] = byte(i)
+	}
+	var challenge [ChallengeLen]byte
+	for i := range challenge {
+		challenge[i] = 0xa0 + byte(i)
+	}
+	return secret, challenge
+}
+
+func spaced(b []byte) string {
+	h := hex.EncodeToString(b)
+	var s strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			s.WriteByte(' ')
+		}
+		s.WriteString(h[i : i+2])
+	}
+	return s.String()
+}
+
+// TestVectors checks that every vector, as the Go encoders make it, is in
+// docs/PROTOCOL.md on the line of its name, and that the frames decode back.
+func TestVectors(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "PROTOCOL.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(string(doc), "\n") {
+		if name, hexs, ok := strings.Cut(l, "  "); ok && !strings.HasPrefix(name, " ") && !strings.HasPrefix(name, "|") {
+			lines[name] = strings.TrimSpace(hexs)
+		}
+	}
+	for _, v := range vectors() {
+		if got := spaced(v.got); lines[v.name] != got {
+			t.Errorf("PROTOCOL.md vector %q:\n doc  %s\n code %s", v.name, lines[v.name], got)
+		}
+		if len(v.got) < 5 || v.got[0] != 0 {
+			continue // a handshake vector
+		}
+		f, err := NewReader(bytes.NewReader(v.got), 0).Next()
+		if err != nil || !bytes.Equal(AppendFrame(nil, f.Type, f.Payload), v.got) {
+			t.Errorf("%s: decode: %v %v", v.name, f, err)
+		}
+	}
+}
+
+// TestVectorHandshake runs the server's side over the vector's bytes.
+func TestVectorHandshake(t *testing.T) {
+	v := vectors()
+	secret, challenge := vectorSecret()
+	ring := interceptors.NewKeyRing([]*interceptors.Key{{ID: "ops", Secret: secret}})
+	rw := &scripted{in: bytes.NewReader(v[1].got)}
+	key, err := serverHandshake(rw, ring, challenge)
+	if err != nil || key.ID != "ops" {
+		t.Fatalf("vector answer refused: %v", err)
+	}
+	if want := append(append([]byte{}, v[0].got...), v[2].got...); !bytes.Equal(rw.out.Bytes(), want) {
+		t.Errorf("server wrote % x, want % x", rw.out.Bytes(), want)
+	}
+}
+
+func TestVectorExitDecodes(t *testing.T) {
+	for _, v := range vectors() {
+		if !strings.HasPrefix(v.name, "exit") {
+			continue
+		}
+		e, err := decodeExit(v.got[5:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := int(e.GetExitCode())
+		if e.GetSignalNumber() > 0 {
+			status = 128 + int(e.GetSignalNumber())
+		}
+		if want := map[string]int{"exit 7": 7, "exit by signal": 143}[v.name]; status != want {
+			t.Errorf("%s: status %d, want %d", v.name, status, want)
+		}
+	}
+}
+
+// scripted is a connection whose peer's bytes are given in advance.
+type scripted struct {
+	in  io.Reader
+	out bytes.Buffer
+}
+
+func (s *scripted) Read(p []byte) (int, error)  { return s.in.Read(p) }
+func (s *scripted) Write(p []byte) (int, error) { return s.out.Write(p) }
