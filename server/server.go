@@ -34,6 +34,10 @@ type Config struct {
 	Creds credentials.TransportCredentials
 	// MaxRecvMsgSize bounds one request message. By default 4 MiB (gRPC's).
 	MaxRecvMsgSize int
+	// MaxHeaderListSize bounds a call's metadata (uncompressed), so that
+	// nobody can make the server hold large headers before auth has run.
+	// By default 8 KiB: a token is at most 512 bytes.
+	MaxHeaderListSize uint32
 	// KeepaliveTime is how long a connection may be quiet before the server
 	// pings the client to check it is alive. By default 30s.
 	KeepaliveTime time.Duration
@@ -72,11 +76,15 @@ func New(cfg Config) *Server {
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = 4 << 20
 	}
+	if cfg.MaxHeaderListSize == 0 {
+		cfg.MaxHeaderListSize = 8 << 10
+	}
 	opts := interceptors.ServerOptions(interceptors.ServerConfig{
 		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin,
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 	)

@@ -25,7 +25,8 @@ import (
 // bad usage), as ssh uses 255.
 const ExitFailure = 255
 
-const usage = `usage: rexec [--addr HOST:PORT] [--key-file FILE] [--key-id ID] COMMAND [ARGS]
+const usage = `usage: rexec [--addr HOST:PORT] [--key-file FILE] [--key-id ID]
+             [--tls-ca F [--tls-cert F --tls-key F]] COMMAND [ARGS]
 
 commands:
   run [--timeout D] [--env K=V]... [--dir D] [--max-output N] -- CMD [ARG...]
@@ -36,6 +37,8 @@ commands:
         print an authorization value for one grpcurl call (valid 60s, once)
   keygen [--id ID] [--scopes exec,session,echo,admin]
         print a new key line for a key file
+  certs --dir DIR [--client-name NAME]
+        write a throwaway CA, server and client certificate for TLS and mTLS
 
 environment: REXEC_ADDR (default 127.0.0.1:50051), REXEC_KEY_FILE
 exit status: the remote command's; 128+N when signal N killed it; 255 when rexec itself failed
@@ -56,6 +59,7 @@ func OSEnv() Env {
 // globals are the connection flags, accepted before or after the command word.
 type globals struct {
 	addr, keyFile, keyID string
+	tls                  clientTLS
 }
 
 // defaults fills g from the environment, before any flag is parsed.
@@ -73,6 +77,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.addr, "addr", g.addr, "server address (HOST:PORT); $REXEC_ADDR")
 	fs.StringVar(&g.keyFile, "key-file", g.keyFile, "key file; $REXEC_KEY_FILE, else ~/.config/rexec/keys")
 	fs.StringVar(&g.keyID, "key-id", g.keyID, "which key of the file (default: the first)")
+	g.tls.register(fs)
 }
 
 // Rexec runs the rexec command line and returns its exit status.
@@ -101,6 +106,8 @@ func Rexec(args []string, env Env) int {
 		return c.token(rest)
 	case "keygen":
 		return c.keygen(rest)
+	case "certs":
+		return c.certs(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0
@@ -169,7 +176,11 @@ func (c *command) dial() (*client.Client, error) {
 		return nil, fmt.Errorf("%w (rexecd creates ~/.config/rexec/keys on its first start; or give --key-file)", err)
 	}
 	c.key = key
-	return client.New(c.g.addr, client.WithKey(key))
+	tlsOpts, err := c.g.tls.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(c.g.addr, append(tlsOpts, client.WithKey(key))...)
 }
 
 // signalContext is cancelled on SIGINT, SIGTERM or SIGHUP, and says which.
