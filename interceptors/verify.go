@@ -16,9 +16,10 @@ type VerifierOptions struct {
 	// way. By default 60s.
 	Skew time.Duration
 	// MaxNonces bounds the replay cache: past it, new tokens are refused
-	// until old ones age out of the skew window. By default 1<<20 (about
-	// 40 MiB at the most; a token's nonce is kept only while its ts is in
-	// the window).
+	// until old ones age out of the skew window. By default 1<<20: at the
+	// about 34 bytes a nonce that BenchmarkReplayCache measures, some
+	// 36 MiB at the most. A token's nonce is kept only while its ts is in
+	// the window, so the bound allows ~8700 calls/s sustained at 60s skew.
 	MaxNonces int
 	// Now is the clock. By default time.Now.
 	Now func() time.Time

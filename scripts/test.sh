@@ -26,3 +26,6 @@ go vet ./...
 
 step "go test -race (all packages)"
 go test -race -count=1 -timeout 15m ./...
+
+step "fuzz the token parser briefly (FuzzParseToken)"
+go test -run '^$' -fuzz '^FuzzParseToken$' -fuzztime 10s -parallel 1 ./interceptors
