@@ -77,8 +77,8 @@ func authFail(kid, format string, args ...any) *AuthError {
 // Verify checks the authorization value for one call of fullMethod and
 // returns the key that signed it, or an *AuthError.
 func (v *Verifier) Verify(value, fullMethod string) (*Key, error) {
-	t, err := ParseToken(value)
-	if err != nil {
+	var t Token
+	if err := parseToken(value, &t); err != nil {
 		return nil, authFail("", "malformed token: %v", err)
 	}
 	k := v.keys.Lookup(t.KeyID)
