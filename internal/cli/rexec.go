@@ -158,6 +158,9 @@ func (c *command) explain(err error) string {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
+		if hint := c.g.tls.tlsHint(st.Message()); hint != "" {
+			return fmt.Sprintf("rexec: cannot connect to rexecd at %s: %s (%s)", c.g.addr, hint, st.Message())
+		}
 		return fmt.Sprintf("rexec: cannot reach rexecd at %s (%s): is it running? (--addr, $REXEC_ADDR)", c.g.addr, st.Message())
 	case codes.Unauthenticated:
 		return fmt.Sprintf("rexec: auth failed for key %q (server said Unauthenticated): check that the key file matches the server's, and the clocks", keyID)
