@@ -32,6 +32,8 @@ type ServerConfig struct {
 	// AuthAdmin makes health and reflection need a token with the admin
 	// scope. By default they are open, so probes and `grpcurl list` work.
 	AuthAdmin bool
+	// NoAuth leaves authentication out of the chain: for benchmarks only.
+	NoAuth bool
 }
 
 // ServerOptions returns the interceptor chains for a server: call logging,
@@ -40,7 +42,7 @@ type ServerConfig struct {
 func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 	authFn := cfg.authenticate
 	needsAuth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-		return cfg.AuthAdmin || !IsAdminMethod(c.FullMethod())
+		return !cfg.NoAuth && (cfg.AuthAdmin || !IsAdminMethod(c.FullMethod()))
 	})
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)

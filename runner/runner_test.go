@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -185,45 +186,6 @@ func TestBadSpec(t *testing.T) {
 	}
 }
 
-// pidsOfGroup lists the live processes whose process group is pgid.
-func pidsOfGroup(t *testing.T, pgid int) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces, so cut at the last ')'.
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func waitGroupGone(t *testing.T, pgid int, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < within {
-		if len(pidsOfGroup(t, pgid)) == 0 {
-			return time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("process group %d still has %v after %v", pgid, pidsOfGroup(t, pgid), within)
-	return 0
-}
-
 func TestCancelKillsWholeGroup(t *testing.T) {
 	t.Parallel()
 	r := runner.New(fast())
@@ -234,7 +196,7 @@ func TestCancelKillsWholeGroup(t *testing.T) {
 	}
 	rec := &recorder{}
 	rec.onOut = func([]byte) error {
-		if n := len(pidsOfGroup(t, p.Pid())); n != 3 {
+		if n := len(testenv.GroupPIDs(p.Pid())); n != 3 {
 			t.Errorf("group has %d processes before cancel, want 3 (sh and two sleeps)", n)
 		}
 		cancel()
@@ -247,7 +209,7 @@ func TestCancelKillsWholeGroup(t *testing.T) {
 	if res.Reason != runner.ReasonCancelled || res.SignalName != "TERM" {
 		t.Errorf("reason %v signal %q, want cancelled TERM", res.Reason, res.SignalName)
 	}
-	waitGroupGone(t, p.Pid(), 5*time.Second)
+	testenv.WaitGroupGone(t, p.Pid(), 5*time.Second)
 }
 
 func TestTermIgnoredEscalatesToKill(t *testing.T) {
@@ -259,7 +221,7 @@ func TestTermIgnoredEscalatesToKill(t *testing.T) {
 	if res.SignalName != "KILL" {
 		t.Errorf("signal %q, want KILL after the TERM grace", res.SignalName)
 	}
-	waitGroupGone(t, res.Pid, 5*time.Second)
+	testenv.WaitGroupGone(t, res.Pid, 5*time.Second)
 }
 
 func TestTimeout(t *testing.T) {
@@ -269,7 +231,7 @@ func TestTimeout(t *testing.T) {
 	if !res.TimedOut() || res.Reason != runner.ReasonTimeout || res.SignalName != "TERM" {
 		t.Errorf("timed out %v reason %v signal %q, want true timeout TERM", res.TimedOut(), res.Reason, res.SignalName)
 	}
-	waitGroupGone(t, res.Pid, 5*time.Second)
+	testenv.WaitGroupGone(t, res.Pid, 5*time.Second)
 }
 
 func TestShutdownCause(t *testing.T) {
@@ -297,7 +259,7 @@ func TestBackgroundChildHoldingPipes(t *testing.T) {
 	if !res.OutputIncomplete || res.ExitCode != 0 || rec.stdout.String() != "done\n" {
 		t.Errorf("incomplete %v exit %d stdout %q, want true 0 done", res.OutputIncomplete, res.ExitCode, rec.stdout.String())
 	}
-	waitGroupGone(t, res.Pid, 5*time.Second)
+	testenv.WaitGroupGone(t, res.Pid, 5*time.Second)
 }
 
 func TestBackgroundChildNotHoldingPipesIsKilled(t *testing.T) {
@@ -307,7 +269,7 @@ func TestBackgroundChildNotHoldingPipesIsKilled(t *testing.T) {
 	if res.OutputIncomplete {
 		t.Error("output incomplete, but the sleep did not hold the pipes")
 	}
-	waitGroupGone(t, res.Pid, 5*time.Second)
+	testenv.WaitGroupGone(t, res.Pid, 5*time.Second)
 }
 
 func TestOutputBudget(t *testing.T) {
@@ -421,7 +383,7 @@ func TestSinkErrorCancels(t *testing.T) {
 	if res.Reason != runner.ReasonCancelled {
 		t.Errorf("reason %v, want cancelled", res.Reason)
 	}
-	waitGroupGone(t, res.Pid, 5*time.Second)
+	testenv.WaitGroupGone(t, res.Pid, 5*time.Second)
 }
 
 func TestMaxConcurrent(t *testing.T) {
@@ -458,5 +420,48 @@ func TestSignalByName(t *testing.T) {
 	}
 	if _, ok := runner.SignalByName("NOPE"); ok {
 		t.Error("NOPE is a signal?")
+	}
+}
+
+type discardSink struct{ n int64 }
+
+func (d *discardSink) Started(string, int) error { return nil }
+func (d *discardSink) Output(_ runner.Stream, _ uint64, b []byte) error {
+	d.n += int64(len(b))
+	return nil
+}
+func (d *discardSink) Exited(*runner.Result) error { return nil }
+
+// BenchmarkPump measures the output pump alone: 64 MiB from `head` through
+// pipes, chunking and the sink, with a sink that does nothing.
+func BenchmarkPump(b *testing.B) {
+	r := runner.New(runner.Options{})
+	const size = 64 << 20
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for range b.N {
+		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"head", "-c", strconv.Itoa(size), "/dev/zero"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := &discardSink{}
+		if _, err := p.Wait(s); err != nil || s.n != size {
+			b.Fatalf("%v, %d bytes", err, s.n)
+		}
+	}
+}
+
+// BenchmarkStartTrue measures one whole command: start `true`, wait, release.
+func BenchmarkStartTrue(b *testing.B) {
+	r := runner.New(runner.Options{})
+	b.ReportAllocs()
+	for range b.N {
+		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"true"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Wait(&discardSink{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

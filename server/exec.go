@@ -24,9 +24,9 @@ func (e *execService) Run(req *rexecv1.RunRequest, stream rexecv1.ExecService_Ru
 	if len(req.GetStdin()) > 0 {
 		spec.Stdin = bytesReader(req.GetStdin())
 	}
-	ctx, done := e.s.callContext(stream.Context())
+	spec.Audit = auditAttrs(stream.Context())
+	ctx, done := e.s.commandContext(stream.Context())
 	defer done()
-	spec.Audit = auditAttrs(ctx)
 	p, err := e.s.cfg.Runner.Start(ctx, spec)
 	if err != nil {
 		return toStatus(err)

@@ -20,8 +20,11 @@ import (
 
 // Config configures a Server. Zero fields take the defaults below.
 type Config struct {
-	// Verifier checks every call's token (required).
+	// Verifier checks every call's token (required unless NoAuth).
 	Verifier *interceptors.Verifier
+	// NoAuth serves without authentication. It exists only so that a
+	// benchmark can measure what auth costs; rexecd has no flag for it.
+	NoAuth bool
 	// Runner runs the commands (required); share it with the raw transport
 	// so that both count against one --max-concurrent.
 	Runner *runner.Runner
@@ -79,8 +82,11 @@ func New(cfg Config) *Server {
 	if cfg.MaxHeaderListSize == 0 {
 		cfg.MaxHeaderListSize = 8 << 10
 	}
+	if cfg.Verifier == nil && !cfg.NoAuth {
+		panic("server: Config.Verifier is required")
+	}
 	opts := interceptors.ServerOptions(interceptors.ServerConfig{
-		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin,
+		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin, NoAuth: cfg.NoAuth,
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
@@ -141,10 +147,13 @@ func (s *Server) Stop() {
 	s.grpc.Stop()
 }
 
-// callContext is the context of one command: the call's, also cancelled
-// (with the shutdown cause) when the server's shutdown grace has passed.
-func (s *Server) callContext(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(s.base, func() { cancel(context.Cause(s.base)) })
+// commandContext is the context of one command: cancelled when the call
+// ends, and when the server's shutdown grace has passed. It derives from the
+// server's base context so that the shutdown cause reaches the command
+// synchronously, before Stop closes the call's transport; it carries no
+// values of the call (take those from the call's own context).
+func (s *Server) commandContext(call context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(s.base)
+	stop := context.AfterFunc(call, func() { cancel(context.Cause(call)) })
 	return ctx, func() { stop(); cancel(nil) }
 }

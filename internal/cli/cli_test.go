@@ -3,6 +3,7 @@ package cli_test
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rexec/rexec/internal/cli"
+	"github.com/rexec/rexec/internal/testenv"
 )
 
 // leakChecked runs the tests, then fails the run if goroutines leaked.
@@ -47,6 +49,46 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// sleep DURATION
+			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+				d, err := time.ParseDuration(args[0])
+				ts.Check(err)
+				time.Sleep(d)
+			},
+			// groupgone FILE: FILE (written by a remote command) holds a pgid;
+			// wait for the group to exist, then for it to be gone within 5 s.
+			"groupgone": func(ts *testscript.TestScript, neg bool, args []string) {
+				pgid := 0
+				for deadline := time.Now().Add(20 * time.Second); pgid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					b, _ := os.ReadFile(ts.MkAbs(args[0]))
+					pgid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+				}
+				if pgid == 0 {
+					ts.Fatalf("no pgid in %s", args[0])
+				}
+				start := time.Now()
+				for time.Since(start) < 5*time.Second {
+					if len(testenv.GroupPIDs(pgid)) == 0 {
+						ts.Logf("process group %d gone %v after the check began", pgid, time.Since(start).Round(time.Millisecond))
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				ts.Fatalf("process group %d still has %v", pgid, testenv.GroupPIDs(pgid))
+			},
+			// groupsize FILE N: wait until the group in FILE has N live processes.
+			"groupsize": func(ts *testscript.TestScript, neg bool, args []string) {
+				want, _ := strconv.Atoi(args[1])
+				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					b, _ := os.ReadFile(ts.MkAbs(args[0]))
+					if pgid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pgid > 0 && len(testenv.GroupPIDs(pgid)) == want {
+						return
+					}
+				}
+				ts.Fatalf("the group in %s never had %d processes", args[0], want)
+			},
+			// ttyrun: run a command on a pseudo-terminal, typing as a user would (ttyrun_test.go).
+			"ttyrun": ttyRun,
 			// waitaddr FILE: wait for rexecd's --addr-file, then point REXEC_ADDR at it.
 			"waitaddr": func(ts *testscript.TestScript, neg bool, args []string) {
 				deadline := time.Now().Add(20 * time.Second)

@@ -29,8 +29,11 @@ const usage = `usage: rexec [--addr HOST:PORT] [--key-file FILE] [--key-id ID]
              [--tls-ca F [--tls-cert F --tls-key F]] COMMAND [ARGS]
 
 commands:
-  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] -- CMD [ARG...]
-        run CMD on the server; one word runs through /bin/sh -c, several are an exact argv
+  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [-t] [-n] -- CMD [ARG...]
+        run CMD on the server; one word runs through /bin/sh -c, several are an exact argv;
+        stdin streams to CMD (-n: no stdin), -t gives it a pseudo-terminal
+  shell
+        a ">> " prompt: each line runs on the server, its status shown when nonzero
   echo [--upper] [--stream] MSG...
         the classic echo, optionally upper-cased
   token --method /rexec.v1.ExecService/Run
@@ -100,6 +103,8 @@ func Rexec(args []string, env Env) int {
 	switch cmd {
 	case "run":
 		return c.run(rest)
+	case "shell":
+		return c.shell(rest)
 	case "echo":
 		return c.echo(rest)
 	case "token":
@@ -223,6 +228,9 @@ func (c *command) run(args []string) int {
 	maxOut := fs.Uint64("max-output", 0, "forward at most this many output bytes; the rest is counted (default: the server's maximum)")
 	var env envList
 	fs.Var(&env, "env", "KEY=VALUE for the command's environment (repeatable)")
+	var so sessionOpts
+	fs.BoolVar(&so.tty, "t", false, "run the command on a pseudo-terminal (Ctrl-C and every key go to it)")
+	fs.BoolVar(&so.noStdin, "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
@@ -243,6 +251,9 @@ func (c *command) run(args []string) int {
 		return c.fail(err)
 	}
 	defer cl.Close()
+	if so.tty || !so.noStdin {
+		return c.session(cl, req, so)
+	}
 	ctx, sig, stop := signalContext()
 	defer stop()
 	exited, err := cl.Run(ctx, req, c.env.Stdout, c.env.Stderr)

@@ -117,6 +117,15 @@ func loadServerKeys(path string, log *slog.Logger) (string, []*interceptors.Key,
 // gracefully; a second signal stops at once. SIGHUP reloads the key file.
 func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	log := newLogger(logOut, cfg.LogFormat, cfg.LogLevel)
+	// Signals first: one that arrives while starting must still mean a
+	// graceful stop, not Go's default exit.
+	sigs := cfg.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 2)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
 	keyPath, keys, err := loadServerKeys(cfg.KeyFile, log)
 	if err != nil {
 		return err
@@ -155,13 +164,6 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		cfg.Ready(lis.Addr())
 	}
 
-	sigs := cfg.Signals
-	if sigs == nil {
-		ch := make(chan os.Signal, 2)
-		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-		defer signal.Stop(ch)
-		sigs = ch
-	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	for {

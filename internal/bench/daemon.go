@@ -1,0 +1,127 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/interceptors"
+)
+
+// Daemon is a real rexecd process started for a measurement.
+type Daemon struct {
+	Addr    string
+	Key     *interceptors.Key
+	KeyFile string
+	cmd     *exec.Cmd
+	dir     string
+}
+
+// BuildBinaries builds rexecd and rexec from this module into dir, so that
+// what is measured is what users run.
+func BuildBinaries(ctx context.Context, moduleRoot, dir string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./cmd/rexecd", "./cmd/rexec")
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w: %s", err, out)
+	}
+	return nil
+}
+
+// StartDaemon starts binDir/rexecd on 127.0.0.1:0 with a fresh key and the
+// extra flags, and waits until it listens.
+func StartDaemon(ctx context.Context, binDir string, flags ...string) (*Daemon, error) {
+	dir, err := os.MkdirTemp("", "rexec-bench-")
+	if err != nil {
+		return nil, err
+	}
+	key, err := interceptors.GenerateKey("bench")
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Key: key, KeyFile: filepath.Join(dir, "keys"), dir: dir}
+	if err := os.WriteFile(d.KeyFile, []byte(key.Line()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	addrFile := filepath.Join(dir, "addr")
+	args := append([]string{"--listen", "127.0.0.1:0", "--keys", d.KeyFile, "--addr-file", addrFile, "--log-level", "warn"}, flags...)
+	d.cmd = exec.Command(filepath.Join(binDir, "rexecd"), args...)
+	d.cmd.Stderr = os.Stderr
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
+			d.Addr = string(b)
+			return d, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	d.Stop()
+	return nil, errors.New("rexecd did not start listening within 10s")
+}
+
+// Pid is the server's pid.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Client returns a client of the daemon signing with its key.
+func (d *Daemon) Client(opts ...client.Option) (*client.Client, error) {
+	return client.New(d.Addr, append([]client.Option{client.WithKey(d.Key)}, opts...)...)
+}
+
+// Stop stops the daemon (SIGTERM, then SIGKILL) and removes its files.
+func (d *Daemon) Stop() {
+	if d.cmd.Process != nil {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = d.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-done
+		}
+	}
+	os.RemoveAll(d.dir)
+}
+
+// Memory reads a process's resident set now and its peak (VmRSS, VmHWM), in bytes.
+func Memory(pid int) (rss, peak int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		switch name {
+		case "VmRSS":
+			rss = kb << 10
+		case "VmHWM":
+			peak = kb << 10
+		}
+	}
+	return rss, peak, sc.Err()
+}
+
+// OpenFDs counts a process's open file descriptors.
+func OpenFDs(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents), err
+}

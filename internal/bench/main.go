@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `usage: rexec-bench COMMAND [flags]
+
+commands:
+  all [--size 1G] [--reps 200] [--cold-reps 20] [--slow-for 20s] [--echo-for 3s] [--sleepers 1000] [--no-ssh] [--out BENCHMARKS.md]
+        the whole table: rexec against local exec, its raw transport and OpenSSH
+  slowreader [--size 1G] [--rate 10000000] [--duration 20s]
+        server peak RSS while a large output streams to a slow reader
+`
+
+// Main runs the bench command line and returns its exit status.
+func Main(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "all":
+		err = allCmd(ctx, args[1:])
+	case "slowreader":
+		err = slowReaderCmd(ctx, args[1:])
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rexec-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// moduleRoot is where go.mod is, found from the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod above %s: run rexec-bench inside the rexec module", dir)
+		}
+	}
+}
+
+func binaries(ctx context.Context) (string, func(), error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "rexec-bench-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := BuildBinaries(ctx, root, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func slowReaderCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("slowreader", flag.ContinueOnError)
+	size := fs.Int64("size", 1<<30, "bytes the command writes")
+	rate := fs.Int64("rate", 10_000_000, "bytes per second the client reads")
+	dur := fs.Duration("duration", 20*time.Second, "how long the client reads")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, cleanup, err := binaries(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	d, err := StartDaemon(ctx, bin)
+	if err != nil {
+		return err
+	}
+	defer d.Stop()
+	r, err := SlowReader(ctx, d, *size, *rate, *dur)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("slow reader on %s, %s: `head -c %d /dev/urandom` read at %.1f MB/s for %v\n",
+		runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), *size, float64(*rate)/1e6, *dur)
+	fmt.Printf("  read          %d bytes in %v (%.1f MB/s)\n", r.Read, r.Elapsed.Round(time.Millisecond), float64(r.Read)/r.Elapsed.Seconds()/1e6)
+	fmt.Printf("  server RSS    %s before, %s highest sample during, %s peak (VmHWM)\n", mib(r.RSSStart), mib(r.RSSPeakDuring), mib(r.HWM))
+	return nil
+}
+
+func allCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("all", flag.ContinueOnError)
+	cfg := &Config{}
+	fs.Int64Var(&cfg.Size, "size", 1<<30, "bytes of the throughput file")
+	fs.IntVar(&cfg.Reps, "reps", 200, "warm-call repetitions")
+	fs.IntVar(&cfg.ColdReps, "cold-reps", 20, "whole-process repetitions")
+	fs.DurationVar(&cfg.SlowFor, "slow-for", 20*time.Second, "slow-reader duration")
+	fs.DurationVar(&cfg.EchoFor, "echo-for", 3*time.Second, "each echo QPS measurement")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 1000, "concurrent `sleep 1` commands")
+	fs.BoolVar(&cfg.NoSSH, "no-ssh", false, "skip the OpenSSH rows")
+	fs.StringVar(&cfg.TmpDir, "tmp", os.TempDir(), "where the throughput file goes")
+	out := fs.String("out", "BENCHMARKS.md", "report file (empty: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	extra, err := extraTransports(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Transports = extra
+	rows, err := Run(ctx, cfg, os.Stderr)
+	Table(os.Stdout, rows)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		return WriteReport(*out, "go run ./cmd/rexec-bench all "+strings.Join(args, " "), rows, "")
+	}
+	return nil
+}

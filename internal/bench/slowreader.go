@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+)
+
+// SlowReaderResult is what SlowReader measured.
+type SlowReaderResult struct {
+	Read          int64         // bytes the client read
+	Elapsed       time.Duration // how long it read
+	RSSStart      int64         // server RSS before the call
+	RSSPeakDuring int64         // highest sampled server RSS during the call
+	HWM           int64         // the server's VmHWM (peak RSS of its life) at the end
+}
+
+// SlowReader streams `head -c size /dev/urandom` from d to a client that
+// reads at rate bytes/s for dur, sampling the server's RSS every 50ms.
+func SlowReader(ctx context.Context, d *Daemon, size, rate int64, dur time.Duration) (*SlowReaderResult, error) {
+	c, err := d.Client()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	res := &SlowReaderResult{}
+	if res.RSSStart, _, err = Memory(d.Pid()); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Exec().Run(ctx, &rexecv1.RunRequest{Shell: fmt.Sprintf("head -c %d /dev/urandom", size)})
+	if err != nil {
+		return nil, err
+	}
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if rss, _, err := Memory(d.Pid()); err == nil && rss > res.RSSPeakDuring {
+					res.RSSPeakDuring = rss
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	for time.Since(start) < dur {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Read += int64(len(m.GetEvent().GetStdout().GetData()))
+		// Pace: sleep until the bytes read so far are due at rate.
+		if due := time.Duration(float64(res.Read) / float64(rate) * float64(time.Second)); due > time.Since(start) {
+			time.Sleep(due - time.Since(start))
+		}
+	}
+	res.Elapsed = time.Since(start)
+	cancel()
+	<-sampled
+	_, res.HWM, err = Memory(d.Pid())
+	return res, err
+}

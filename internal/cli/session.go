@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rexec/rexec/client"
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+)
+
+// sessionOpts are run's flags that shape a Session.
+type sessionOpts struct {
+	tty     bool // -t: a pseudo-terminal on the server
+	noStdin bool // -n: stdin is not read (with -t: the terminal gets EOF at once)
+}
+
+// forwarded are the signals rexec passes on to the command instead of dying
+// of them. With a local terminal in raw mode Ctrl-C is a byte, not SIGINT;
+// these then come only from kill(1) or a closed terminal (HUP).
+var forwarded = map[os.Signal]rexecv1.Signal{
+	syscall.SIGINT:  rexecv1.Signal_SIGNAL_INT,
+	syscall.SIGTERM: rexecv1.Signal_SIGNAL_TERM,
+	syscall.SIGHUP:  rexecv1.Signal_SIGNAL_HUP,
+}
+
+// session runs req as an ExecService.Session: stdin streams to the command
+// with EOF at its end, signals are forwarded, and with -t the command gets a
+// pseudo-terminal that follows the local window's size.
+func (c *command) session(cl *client.Client, req *rexecv1.RunRequest, o sessionOpts) int {
+	start := &rexecv1.SessionStart{Command: req}
+	var stdin io.Reader = c.env.Stdin
+	if o.noStdin {
+		stdin = nil
+	}
+	termFD, isTerm := terminalFD(c.env.Stdin)
+	isTerm = isTerm && !o.noStdin
+	if o.tty {
+		start.Tty = &rexecv1.Tty{Term: c.env.Getenv("TERM")}
+		// The size of the window the user sees: stdin's terminal, else
+		// stdout's; with neither the server's default (24x80).
+		sizeFD, ok := termFD, isTerm
+		if !ok {
+			sizeFD, ok = terminalFD(c.env.Stdout)
+		}
+		if ok {
+			if rows, cols, ok := windowSize(sizeFD); ok {
+				start.Tty.Size = &rexecv1.WindowSize{Rows: uint32(rows), Cols: uint32(cols)}
+			}
+		}
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	if o.tty && isTerm {
+		signal.Notify(sigs, syscall.SIGWINCH)
+	}
+	defer signal.Stop(sigs)
+
+	var local *localTerm
+	if o.tty && isTerm {
+		var err error
+		if local, err = makeRaw(termFD); err != nil {
+			return c.fail(fmt.Errorf("putting the terminal in raw mode: %w", err))
+		}
+		defer local.restore()
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := cl.OpenSession(ctx, start, stdin)
+	if err != nil {
+		local.restore()
+		return c.failSession(err)
+	}
+
+	// Forward signals until Wait returns. A signal that cannot be sent
+	// (an earlier one still waits behind stdin the command does not read)
+	// ends the call instead: the server then kills the command.
+	var lastSig syscall.Signal
+	forwardDone := make(chan struct{})
+	stopForward := make(chan struct{})
+	go func() {
+		defer close(forwardDone)
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGWINCH {
+					if rows, cols, ok := windowSize(termFD); ok {
+						_ = s.Resize(rows, cols)
+					}
+					continue
+				}
+				lastSig = sig.(syscall.Signal)
+				if err := s.Signal(forwarded[sig]); errors.Is(err, client.ErrSignalBacklog) {
+					cancel()
+				}
+			case <-stopForward:
+				return
+			}
+		}
+	}()
+	exited, err := s.Wait(c.env.Stdout, c.env.Stderr)
+	close(stopForward)
+	<-forwardDone
+	local.restore()
+	if err != nil {
+		if ctx.Err() != nil && lastSig != 0 {
+			// We gave up on the command after a signal; the server killed it.
+			fmt.Fprintf(c.env.Stderr, "rexec: the signal could not reach the command (it is not reading its stdin); the call was ended and the command killed\n")
+			return 128 + int(lastSig)
+		}
+		return c.failSession(err)
+	}
+	return c.report(exited)
+}
+
+// failSession is fail, with a hint for a key without the session scope.
+func (c *command) failSession(err error) int {
+	if status.Code(err) == codes.PermissionDenied {
+		fmt.Fprintln(c.env.Stderr, c.explain(err)+"; `rexec run` streams stdin with the session scope, `rexec run -n` needs only exec")
+		return ExitFailure
+	}
+	return c.fail(err)
+}
