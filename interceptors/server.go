@@ -17,11 +17,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// The one message every authentication failure gets, whatever its cause, so
-// that the client learns nothing about which check failed.
+// The fixed messages of auth refusals. Every authentication failure gets
+// UnauthenticatedMessage, whatever its cause, so that the client learns
+// nothing about which check failed; the server log says which.
 const (
-	msgUnauthenticated  = "rexec: authentication failed: check that your key file matches the server's and your clock is right"
-	msgPermissionDenied = "rexec: this key is not allowed to call this method (scopes)"
+	UnauthenticatedMessage  = "rexec: authentication failed: check that your key file matches the server's and your clock is right"
+	PermissionDeniedMessage = "rexec: this key is not allowed to call this method (scopes)"
 )
 
 // ServerConfig configures the server chain.
@@ -99,7 +100,7 @@ func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, erro
 	}
 	cfg.Logger.WarnContext(ctx, "auth refused", attrs...)
 	if ae.Denied {
-		return nil, status.Error(codes.PermissionDenied, msgPermissionDenied)
+		return nil, status.Error(codes.PermissionDenied, PermissionDeniedMessage)
 	}
-	return nil, status.Error(codes.Unauthenticated, msgUnauthenticated)
+	return nil, status.Error(codes.Unauthenticated, UnauthenticatedMessage)
 }

@@ -82,14 +82,22 @@ func sign(secret []byte, kid string, ts int64, nonce [nonceLen]byte, method stri
 // ParseToken parses an authorization value strictly: one scheme, the fields
 // in their fixed order, each once, each in its exact form.
 func ParseToken(v string) (*Token, error) {
+	var t Token
+	if err := parseToken(v, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// parseToken is ParseToken into t, so that Verify need not allocate one.
+func parseToken(v string, t *Token) error {
 	if len(v) > MaxTokenLen {
-		return nil, fmt.Errorf("token is %d bytes, over %d", len(v), MaxTokenLen)
+		return fmt.Errorf("token is %d bytes, over %d", len(v), MaxTokenLen)
 	}
 	rest, ok := strings.CutPrefix(v, Scheme+" v1;")
 	if !ok {
-		return nil, errors.New("not a " + Scheme + " v1 token")
+		return errors.New("not a " + Scheme + " v1 token")
 	}
-	var t Token
 	fields := [4]string{"kid=", "ts=", "nonce=", "sig="}
 	for i, name := range fields {
 		var val string
@@ -97,14 +105,14 @@ func ParseToken(v string) (*Token, error) {
 			var found bool
 			val, rest, found = strings.Cut(rest, ";")
 			if !found {
-				return nil, fmt.Errorf("missing field %s", strings.TrimSuffix(fields[i+1], "="))
+				return fmt.Errorf("missing field %s", strings.TrimSuffix(fields[i+1], "="))
 			}
 		} else {
 			val = rest
 		}
 		val, ok := strings.CutPrefix(val, name)
 		if !ok {
-			return nil, fmt.Errorf("field %d is not %s", i+1, strings.TrimSuffix(name, "="))
+			return fmt.Errorf("field %d is not %s", i+1, strings.TrimSuffix(name, "="))
 		}
 		var err error
 		switch i {
@@ -121,10 +129,10 @@ func ParseToken(v string) (*Token, error) {
 			err = decodeFixed(t.Sig[:], val, "sig")
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return &t, nil
+	return nil
 }
 
 func parseTS(s string) (int64, error) {
@@ -144,13 +152,16 @@ func decodeFixed(dst []byte, s, name string) error {
 	if b64.EncodedLen(len(dst)) != len(s) {
 		return fmt.Errorf("bad %s length", name)
 	}
-	n, err := b64.Decode(dst, []byte(s))
+	// Stack buffers: the lengths are fixed (at most 43), and Verify runs
+	// on every call.
+	var in, canon [64]byte
+	n, err := b64.Decode(dst, in[:copy(in[:], s)])
 	if err != nil || n != len(dst) {
 		return fmt.Errorf("bad %s encoding", name)
 	}
 	// RawURLEncoding accepts non-zero trailing bits; insist on the one
 	// canonical spelling so that a token has no malleable twin.
-	if b64.EncodeToString(dst) != s {
+	if string(b64.AppendEncode(canon[:0], dst)) != s {
 		return fmt.Errorf("non-canonical %s", name)
 	}
 	return nil

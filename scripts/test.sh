@@ -35,3 +35,6 @@ done
 
 step "benchmarks, once each, so that they cannot rot"
 go test -run '^$' -bench . -benchtime 1x ./...
+
+step "fuzz the token parser briefly (FuzzParseToken)"
+go test -run '^$' -fuzz '^FuzzParseToken$' -fuzztime 10s -parallel 1 ./interceptors

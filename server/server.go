@@ -37,6 +37,10 @@ type Config struct {
 	Creds credentials.TransportCredentials
 	// MaxRecvMsgSize bounds one request message. By default 4 MiB (gRPC's).
 	MaxRecvMsgSize int
+	// MaxHeaderListSize bounds a call's metadata (uncompressed), so that
+	// nobody can make the server hold large headers before auth has run.
+	// By default 8 KiB: a token is at most 512 bytes.
+	MaxHeaderListSize uint32
 	// KeepaliveTime is how long a connection may be quiet before the server
 	// pings the client to check it is alive. By default 30s.
 	KeepaliveTime time.Duration
@@ -75,6 +79,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = 4 << 20
 	}
+	if cfg.MaxHeaderListSize == 0 {
+		cfg.MaxHeaderListSize = 8 << 10
+	}
 	if cfg.Verifier == nil && !cfg.NoAuth {
 		panic("server: Config.Verifier is required")
 	}
@@ -83,6 +90,7 @@ func New(cfg Config) *Server {
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 	)

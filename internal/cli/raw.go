@@ -97,6 +97,14 @@ func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Ru
 	if err != nil {
 		return nil, fmt.Errorf("--raw-listen: %w", err)
 	}
+	// The raw transport has no TLS at all: off loopback it needs the same
+	// explicit --allow-plaintext as plaintext gRPC.
+	if a, ok := lis.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && !cfg.TLS.AllowPlaintext {
+		lis.Close()
+		return nil, fmt.Errorf("refusing --raw-listen %s (bound %s), which is not a loopback address: the raw transport "+
+			"has no TLS, so anyone on the network path reads every command and its output; keep it on loopback, "+
+			"or give --allow-plaintext if the network itself is trusted", cfg.RawListen, lis.Addr())
+	}
 	if cfg.RawAddrFile != "" {
 		if err := os.WriteFile(cfg.RawAddrFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			lis.Close()

@@ -26,7 +26,8 @@ import (
 // bad usage), as ssh uses 255.
 const ExitFailure = 255
 
-const usage = `usage: rexec [--addr HOST:PORT] [--raw-addr HOST:PORT] [--key-file FILE] [--key-id ID] COMMAND [ARGS]
+const usage = `usage: rexec [--addr HOST:PORT] [--raw-addr HOST:PORT] [--key-file FILE] [--key-id ID]
+             [--tls-ca F [--tls-cert F --tls-key F]] COMMAND [ARGS]
 
 commands:
   run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [-t] [-n] [--raw] -- CMD [ARG...]
@@ -43,6 +44,8 @@ commands:
         print an authorization value for one grpcurl call (valid 60s, once)
   keygen [--id ID] [--scopes exec,session,echo,admin]
         print a new key line for a key file
+  certs --dir DIR [--client-name NAME]
+        write a throwaway CA, server and client certificate for TLS and mTLS
 
 environment: REXEC_ADDR (default 127.0.0.1:50051), REXEC_RAW_ADDR (default 127.0.0.1:50052), REXEC_KEY_FILE
 exit status: the remote command's; 128+N when signal N killed it; 255 when rexec itself failed
@@ -64,6 +67,7 @@ func OSEnv() Env {
 type globals struct {
 	addr, keyFile, keyID string
 	rawAddr              string
+	tls                  clientTLS
 }
 
 // defaults fills g from the environment, before any flag is parsed.
@@ -85,6 +89,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.keyFile, "key-file", g.keyFile, "key file; $REXEC_KEY_FILE, else ~/.config/rexec/keys")
 	fs.StringVar(&g.keyID, "key-id", g.keyID, "which key of the file (default: the first)")
 	fs.StringVar(&g.rawAddr, "raw-addr", g.rawAddr, "raw socket address (HOST:PORT), for --raw; $REXEC_RAW_ADDR")
+	g.tls.register(fs)
 }
 
 // Rexec runs the rexec command line and returns its exit status.
@@ -117,6 +122,8 @@ func Rexec(args []string, env Env) int {
 		return c.keygen(rest)
 	case "frames":
 		return c.frames(rest)
+	case "certs":
+		return c.certs(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0
@@ -167,6 +174,9 @@ func (c *command) explain(err error) string {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
+		if hint := c.g.tls.tlsHint(st.Message()); hint != "" {
+			return fmt.Sprintf("rexec: cannot connect to rexecd at %s: %s (%s)", c.g.addr, hint, st.Message())
+		}
 		return fmt.Sprintf("rexec: cannot reach rexecd at %s (%s): is it running? (--addr, $REXEC_ADDR)", c.g.addr, st.Message())
 	case codes.Unauthenticated:
 		return fmt.Sprintf("rexec: auth failed for key %q (server said Unauthenticated): check that the key file matches the server's, and the clocks", keyID)
@@ -185,7 +195,11 @@ func (c *command) dial() (*client.Client, error) {
 		return nil, fmt.Errorf("%w (rexecd creates ~/.config/rexec/keys on its first start; or give --key-file)", err)
 	}
 	c.key = key
-	return client.New(c.g.addr, client.WithKey(key))
+	tlsOpts, err := c.g.tls.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(c.g.addr, append(tlsOpts, client.WithKey(key))...)
 }
 
 // signalContext is cancelled on SIGINT, SIGTERM or SIGHUP, and says which.

@@ -27,6 +27,7 @@ type DaemonConfig struct {
 	ShutdownGrace time.Duration
 	AuthAdmin     bool
 	Skew          time.Duration
+	TLS           DaemonTLS
 	// AddrFile, when set, gets the bound address once listening (for scripts
 	// that listen on port 0).
 	AddrFile string
@@ -72,6 +73,7 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM/SIGINT, how long running commands may go on before they are killed")
 	fs.BoolVar(&cfg.AuthAdmin, "auth-admin", false, "close health and reflection to calls without an admin-scoped token")
 	fs.DurationVar(&cfg.Skew, "skew", 60*time.Second, "how far a token's time may be from the server's clock")
+	cfg.TLS.register(fs)
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
@@ -134,6 +136,10 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		return err
 	}
 	ring := interceptors.NewKeyRing(keys)
+	creds, err := cfg.TLS.creds()
+	if err != nil {
+		return err
+	}
 	cfg.Runner.Audit = log.With("log", "audit")
 	run := runner.New(cfg.Runner)
 	srv := server.New(server.Config{
@@ -141,10 +147,15 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		Runner:    run,
 		Logger:    log,
 		AuthAdmin: cfg.AuthAdmin,
+		Creds:     creds,
 	})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if err := cfg.TLS.checkListener(cfg.Listen, lis.Addr()); err != nil {
+		lis.Close()
+		return err
 	}
 	raw, err := startRawDaemon(cfg, ring, run, log)
 	if err != nil {
@@ -152,7 +163,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		return err
 	}
 	defer raw.stop() // on every return; after a graceful shutdown it has nothing left to do
-	log.Info("rexecd listening", "grpc", lis.Addr().String(), "keys", keyPath, "key_count", ring.Len(),
+	log.Info("rexecd listening", "grpc", lis.Addr().String(), cfg.TLS.logAttrs(), "keys", keyPath, "key_count", ring.Len(),
 		"max_concurrent", run.Options().MaxConcurrent)
 	if cfg.AddrFile != "" {
 		if err := os.WriteFile(cfg.AddrFile, []byte(lis.Addr().String()), 0o644); err != nil {

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/internal/tlsconfig"
+)
+
+// DaemonTLS is rexecd's transport security, from --tls-* and
+// --allow-plaintext.
+type DaemonTLS struct {
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes client certificates required: each must
+	// be signed by a CA in this file (mTLS).
+	ClientCAFile string
+	// AllowPlaintext lets rexecd serve without TLS on an address that is not
+	// loopback. By default it refuses to.
+	AllowPlaintext bool
+}
+
+func (t *DaemonTLS) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.CertFile, "tls-cert", "", "serve TLS with this PEM certificate (with --tls-key)")
+	fs.StringVar(&t.KeyFile, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.StringVar(&t.ClientCAFile, "tls-client-ca", "", "require client certificates signed by a CA in this PEM file (mTLS)")
+	fs.BoolVar(&t.AllowPlaintext, "allow-plaintext", false, "serve without TLS on a non-loopback address (the network must be trusted)")
+}
+
+// enabled reports whether any TLS flag was given.
+func (t *DaemonTLS) enabled() bool {
+	return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != ""
+}
+
+// creds returns the server's transport credentials, nil for plaintext.
+func (t *DaemonTLS) creds() (credentials.TransportCredentials, error) {
+	if !t.enabled() {
+		return nil, nil
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		return nil, fmt.Errorf("TLS needs both --tls-cert and --tls-key (make a throwaway set with `rexec certs --dir DIR`)")
+	}
+	cfg, err := tlsconfig.Server(t.CertFile, t.KeyFile, t.ClientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// checkListener refuses a plaintext listener that others can reach. The
+// token signs the method and a nonce but not the request: on a network,
+// without TLS, an observer reads every command and its output, and one who
+// can also block the original call can send its token (within the skew
+// window, once) with a command of their own.
+func (t *DaemonTLS) checkListener(listen string, addr net.Addr) error {
+	if t.enabled() || t.AllowPlaintext {
+		return nil
+	}
+	if a, ok := addr.(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve plaintext on --listen %s (bound %s), which is not a loopback address: "+
+		"without TLS anyone on the network path reads every command and its output and can replace a call's request "+
+		"under its token; give --tls-cert and --tls-key (and --tls-client-ca for mTLS), "+
+		"or --allow-plaintext if the network itself is trusted", listen, addr)
+}
+
+// logAttrs describes the transport for the startup log line.
+func (t *DaemonTLS) logAttrs() slog.Attr {
+	switch {
+	case t.ClientCAFile != "":
+		return slog.String("transport", "mTLS")
+	case t.enabled():
+		return slog.String("transport", "TLS")
+	}
+	return slog.String("transport", "plaintext")
+}
+
+// clientTLS are rexec's --tls-* flags.
+type clientTLS struct {
+	caFile, certFile, keyFile string
+}
+
+func (t *clientTLS) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.caFile, "tls-ca", t.caFile, "dial with TLS, trusting the CAs in this PEM file")
+	fs.StringVar(&t.certFile, "tls-cert", t.certFile, "client certificate for mTLS (PEM, with --tls-key; implies TLS)")
+	fs.StringVar(&t.keyFile, "tls-key", t.keyFile, "the PEM private key of --tls-cert")
+}
+
+// options returns the client options for the flags: none for plaintext.
+func (t *clientTLS) options() ([]client.Option, error) {
+	if t.caFile == "" && t.certFile == "" && t.keyFile == "" {
+		return nil, nil
+	}
+	cfg, err := tlsconfig.Client(t.caFile, t.certFile, t.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return []client.Option{client.WithTLS(cfg)}, nil
+}
+
+// tlsHint is what to check when a connection failed in a way that points at
+// TLS: a handshake error, or a server that hung up during it (a TLS 1.3
+// server's alert about a missing client certificate races with the client's
+// first write, so it may show as a reset or broken pipe), or a plaintext
+// dial to a TLS server (which sees garbage and hangs up: EOF). Empty when
+// nothing does.
+func (t *clientTLS) tlsHint(msg string) string {
+	usingTLS := t.caFile != "" || t.certFile != ""
+	hungUp := strings.Contains(msg, "EOF") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")
+	switch {
+	case strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:"):
+		return "the TLS handshake failed: check --tls-ca (the CA that signed the server's certificate) and --tls-cert/--tls-key (a client certificate the server's CA signed)"
+	case usingTLS && hungUp:
+		return "the server hung up during TLS: if it requires client certificates (mTLS), give --tls-cert and --tls-key signed by its CA"
+	case !usingTLS && hungUp:
+		return "the server hung up: if rexecd serves TLS, give --tls-ca (and --tls-cert/--tls-key for mTLS)"
+	}
+	return ""
+}
