@@ -293,6 +293,9 @@ func (p *Process) read(f *os.File, s Stream) {
 func (p *Process) feed(r io.Reader) {
 	defer p.feeder.Done()
 	_, _ = io.Copy(p.stdin, r)
+	if p.spec.OpenStdin {
+		return // more comes through Stdin(); its Close is the EOF
+	}
 	if p.tty != nil {
 		_, _ = p.tty.Write([]byte{4}) // ^D: EOF for a terminal in canonical mode
 		return

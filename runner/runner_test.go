@@ -336,29 +336,37 @@ func TestInterleavingKeptBySeq(t *testing.T) {
 	}
 }
 
+// liveShell prints "first", then waits (at most 10 s) for flag to exist:
+// only a reader that got "first" while the command ran can create it.
+func liveShell(flag string) string {
+	return "echo first; i=0; while [ ! -e " + flag + " ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; " +
+		"if [ -e " + flag + " ]; then echo answered; else echo 'no answer'; fi"
+}
+
 func TestLiveOutput(t *testing.T) {
 	t.Parallel()
 	r := runner.New(fast())
-	p, err := r.Start(context.Background(), runner.Spec{Shell: "echo first; sleep 1; echo second"})
+	flag := t.TempDir() + "/answered"
+	p, err := r.Start(context.Background(), runner.Spec{Shell: liveShell(flag)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	var firstAt time.Duration
-	sink := &funcSink{out: func(_ runner.Stream, d []byte) error {
+	var out strings.Builder
+	if _, err := p.Wait(&funcSink{out: func(_ runner.Stream, d []byte) error {
 		if string(d) == "first\n" {
-			firstAt = time.Since(start)
+			if err := os.WriteFile(flag, nil, 0o600); err != nil {
+				return err
+			}
 		}
+		out.Write(d)
 		return nil
-	}}
-	if _, err := p.Wait(sink); err != nil {
+	}}); err != nil {
 		t.Fatal(err)
 	}
-	total := time.Since(start)
-	// Ordering, not speed: the first line arrived before the command's
-	// one-second sleep ended, so output is not held to the end.
-	if firstAt == 0 || firstAt >= total-500*time.Millisecond {
-		t.Errorf("first line at %v of %v: output was not streamed live", firstAt, total)
+	// Lockstep, not timing: the command saw our answer to its first line,
+	// so that line reached us while it ran.
+	if out.String() != "first\nanswered\n" {
+		t.Errorf("output %q: the first line was not delivered while the command ran", out.String())
 	}
 }
 

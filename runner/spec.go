@@ -24,7 +24,9 @@ type Spec struct {
 	// Stdin is copied to the command's stdin, then closed; nil means /dev/null,
 	// unless OpenStdin is set.
 	Stdin io.Reader
-	// OpenStdin leaves stdin open for Process.Stdin (after Stdin, if any).
+	// OpenStdin leaves stdin open for Process.Stdin. Set Stdin or OpenStdin,
+	// not both: Stdin's copy would race the writer of Process.Stdin (a
+	// caller with initial bytes writes them to Process.Stdin first).
 	OpenStdin bool
 	// TTY runs the command on a pseudo-terminal of this size; nil means pipes.
 	TTY *TTY
