@@ -20,6 +20,7 @@ import (
 // Daemon is a real rexecd process started for a measurement.
 type Daemon struct {
 	Addr    string
+	RawAddr string // the raw socket listener
 	Key     *interceptors.Key
 	KeyFile string
 	cmd     *exec.Cmd
@@ -52,16 +53,19 @@ func StartDaemon(ctx context.Context, binDir string, flags ...string) (*Daemon, 
 	if err := os.WriteFile(d.KeyFile, []byte(key.Line()+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	addrFile := filepath.Join(dir, "addr")
-	args := append([]string{"--listen", "127.0.0.1:0", "--keys", d.KeyFile, "--addr-file", addrFile, "--log-level", "warn"}, flags...)
+	addrFile, rawFile := filepath.Join(dir, "addr"), filepath.Join(dir, "rawaddr")
+	args := append([]string{"--listen", "127.0.0.1:0", "--keys", d.KeyFile, "--addr-file", addrFile,
+		"--raw-listen", "127.0.0.1:0", "--raw-addr-file", rawFile, "--log-level", "warn"}, flags...)
 	d.cmd = exec.Command(filepath.Join(binDir, "rexecd"), args...)
 	d.cmd.Stderr = os.Stderr
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
-			d.Addr = string(b)
+		b, err1 := os.ReadFile(addrFile)
+		r, err2 := os.ReadFile(rawFile)
+		if err1 == nil && err2 == nil && len(b) > 0 && len(r) > 0 {
+			d.Addr, d.RawAddr = string(b), string(r)
 			return d, nil
 		}
 		if ctx.Err() != nil {

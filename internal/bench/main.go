@@ -125,11 +125,6 @@ func allCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	extra, err := extraTransports(ctx)
-	if err != nil {
-		return err
-	}
-	cfg.Transports = extra
 	rows, err := Run(ctx, cfg, os.Stderr)
 	Table(os.Stdout, rows)
 	if err != nil {

@@ -39,7 +39,6 @@ type Config struct {
 	EchoFor     time.Duration // each echo QPS measurement
 	Sleepers    int           // concurrent `sleep 1` commands
 	NoSSH       bool
-	Transports  []Transport // extra transports (raw) beside gRPC
 	TmpDir      string
 	daemon      *Daemon
 	bin         string
@@ -101,7 +100,11 @@ func Run(ctx context.Context, cfg *Config, log io.Writer) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	transports := append([]Transport{grpcTransport{c}}, cfg.Transports...)
+	extra, err := extraTransports(ctx, cfg.daemon)
+	if err != nil {
+		return nil, err
+	}
+	transports := append([]Transport{grpcTransport{c}}, extra...)
 	defer func() {
 		for _, t := range transports {
 			t.Close()
