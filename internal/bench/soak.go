@@ -66,7 +66,8 @@ type SoakResult struct {
 	// after the warm-up (pools, HTTP/2 windows, GC target) has settled.
 	LateRSSSlope, LateFDSlope float64
 	// Children is the number of the server's child processes left after the
-	// run: every command's group should be gone.
+	// run beyond those it had before it (its guard): every command's group
+	// should be gone.
 	Children int
 }
 
@@ -99,6 +100,7 @@ func Soak(ctx context.Context, d *Daemon, o SoakOptions) (*SoakResult, error) {
 	}
 
 	res := &SoakResult{Kinds: map[string]*SoakKind{}}
+	idleChildren := len(childrenOf(d.Pid()))
 	start := time.Now()
 	sample := func() error {
 		rss, _, err := Memory(d.Pid())
@@ -181,11 +183,19 @@ sampling:
 	if sampleErr != nil {
 		return nil, sampleErr
 	}
-	if err := sample(); err != nil {
-		return nil, err
-	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	// A cancelled command's group is killed within the kill grace; give it
+	// that long before counting what is left, then take the last sample.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res.Children = len(childrenOf(d.Pid())) - idleChildren
+		if res.Children <= 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err := sample(); err != nil {
+		return nil, err
 	}
 	for kind, l := range lats {
 		slices.Sort(l)
@@ -197,14 +207,6 @@ sampling:
 	late := res.Samples[len(res.Samples)/2:]
 	res.LateRSSSlope = slopePerMinute(late, func(s SoakSample) float64 { return float64(s.RSS) })
 	res.LateFDSlope = slopePerMinute(late, func(s SoakSample) float64 { return float64(s.FDs) })
-	// A cancelled command's group is killed within the kill grace; give it
-	// that long before counting what is left.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res.Children = len(childrenOf(d.Pid()))
-		if res.Children == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
 	return res, nil
 }
 
