@@ -125,6 +125,7 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start %s: %w", spec.Describe(), err)
 	}
 	p.start = time.Now()
+	r.opts.Guard.add(cmd.Process.Pid)
 	go func() {
 		p.waitErr = cmd.Wait()
 		p.state = cmd.ProcessState
@@ -486,6 +487,7 @@ func (p *Process) release() {
 	p.cancel(nil)
 	if p.startErr == nil {
 		p.killGroup(syscall.SIGKILL)
+		p.r.opts.Guard.remove(p.Pid())
 		select {
 		case <-p.stop:
 		default:

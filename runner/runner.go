@@ -48,6 +48,10 @@ type Options struct {
 	// Audit, when set, gets one line as each command starts and one as it
 	// ends. By default there is no audit log.
 	Audit *slog.Logger
+	// Guard, when set, is told of every command's process group, so that
+	// the groups are killed even if this process dies by SIGKILL. By
+	// default there is none: a SIGKILLed server orphans its commands.
+	Guard *Guard
 }
 
 func (o *Options) setDefaults() {

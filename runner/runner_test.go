@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,13 +327,34 @@ func (f *funcSink) Exited(*runner.Result) error                      { return ni
 func TestInterleavingKeptBySeq(t *testing.T) {
 	t.Parallel()
 	r := runner.New(fast())
-	rec, _ := run(t, r, context.Background(), runner.Spec{Shell: "for i in 1 2 3 4 5; do echo o$i; sleep 0.02; echo e$i >&2; sleep 0.02; done"})
+	// Lockstep, not sleeps (which a busy machine outran): the command writes
+	// a line, then waits until the sink has seen it (the sink creates a file
+	// named after it) before it writes to the other stream.
+	dir := t.TempDir()
+	p, err := r.Start(context.Background(), runner.Spec{Shell: "cd " + dir + "; for i in 1 2 3 4 5; do " +
+		"echo o$i; while [ ! -e o$i ]; do sleep 0.005; done; echo e$i >&2; while [ ! -e e$i ]; do sleep 0.005; done; done",
+		Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	_, err = p.Wait(&funcSink{out: func(s runner.Stream, d []byte) error {
+		name := "o"
+		if s == runner.Stderr {
+			name = "e"
+		}
+		order = append(order, name+":"+string(d))
+		return os.WriteFile(filepath.Join(dir, strings.TrimSpace(string(d))), nil, 0o600)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []string{}
 	for i := 1; i <= 5; i++ {
 		want = append(want, fmt.Sprintf("o:o%d\n", i), fmt.Sprintf("e:e%d\n", i))
 	}
-	if strings.Join(rec.order, "") != strings.Join(want, "") {
-		t.Errorf("order %q, want %q", rec.order, want)
+	if strings.Join(order, "") != strings.Join(want, "") {
+		t.Errorf("order %q, want %q", order, want)
 	}
 }
 

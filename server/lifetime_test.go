@@ -277,6 +277,9 @@ func TestAuditLines(t *testing.T) {
 	if _, err := c.Run(context.Background(), &rexecv1.RunRequest{Shell: "echo hi; echo e >&2; exit 3", Dir: "/tmp"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	// The runner writes the end line after it sent Exited: the client may
+	// read Exited first.
+	waitAudit(t, srv, `msg="command ended"`)
 	var start, end string
 	sc := bufio.NewScanner(strings.NewReader(srv.Log.String()))
 	for sc.Scan() {

@@ -20,6 +20,8 @@ commands:
         the whole table: rexec against local exec, its raw transport and OpenSSH
   slowreader [--size 1G] [--rate 10000000] [--duration 20s]
         server peak RSS while a large output streams to a slow reader
+  soak [--duration 30s] [--callers 4] [--large 8388608] [--sample 5s]
+        bounded mixed load (echo, short, large, cancel): errors, latency, server RSS and fds
 `
 
 // Main runs the bench command line and returns its exit status.
@@ -36,6 +38,8 @@ func Main(args []string) int {
 		err = allCmd(ctx, args[1:])
 	case "slowreader":
 		err = slowReaderCmd(ctx, args[1:])
+	case "soak":
+		err = soakCmd(ctx, args[1:])
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		return 2

@@ -141,6 +141,13 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		return err
 	}
 	cfg.Runner.Audit = log.With("log", "audit")
+	// The guard kills the commands' groups even if rexecd dies by SIGKILL.
+	if guard, err := runner.StartGuard(); err != nil {
+		log.Warn("no command guard: a SIGKILLed rexecd would orphan its commands", "err", err)
+	} else {
+		defer guard.Close()
+		cfg.Runner.Guard = guard
+	}
 	run := runner.New(cfg.Runner)
 	srv := server.New(server.Config{
 		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),

@@ -11,13 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/testenv"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func run(t *testing.T, name string, args ...string) (string, string, error) {
 	t.Helper()
