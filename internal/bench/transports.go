@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 
-	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/client"
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/rawsock"
 )
 
