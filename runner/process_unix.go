@@ -380,6 +380,10 @@ func (p *Process) killGroup(sig syscall.Signal) {
 	}
 }
 
+// maxDrainExtensions bounds the extra graces Wait gives late readers when
+// the command's group is already gone (see the drain case in Wait).
+const maxDrainExtensions = 4
+
 // Wait pumps the command's events into sink until it ends, then releases
 // the command's slot, pipes and process group (SIGKILL to what is left). It
 // returns the error of sink, if any (the command was then cancelled).
@@ -411,6 +415,7 @@ func (p *Process) Wait(sink Sink) (*Result, error) {
 		drain      <-chan time.Time
 		kill       <-chan time.Time
 		readersOut = (<-chan struct{})(readers)
+		extensions int
 	)
 	go func() { p.readers.Wait(); close(readers) }()
 
@@ -435,6 +440,12 @@ func (p *Process) Wait(sink Sink) (*Result, error) {
 				}
 			}
 			p.r.bufs.Put(c.buf)
+			if drain != nil {
+				// The grace is quiet time after the exit, not time since it:
+				// output still arriving (or a sink that was slow to take it,
+				// under load) is not a descendant holding the pipes.
+				drain = time.After(p.r.opts.DrainGrace)
+			}
 		case <-readersOut:
 			readersOut = nil
 		case <-exited:
@@ -443,8 +454,18 @@ func (p *Process) Wait(sink Sink) (*Result, error) {
 				drain = time.After(p.r.opts.DrainGrace)
 			}
 		case <-drain:
-			// The command exited, yet something it started still holds the
-			// output open: stop waiting for it.
+			// The command exited and the output has been quiet for a whole
+			// grace. If nothing of its group is alive, no descendant in the
+			// group holds the pipes: the readers are only late (a starved
+			// scheduler, under load), so wait a few graces more. A holder that
+			// left the group (setsid) still ends the wait after those.
+			if extensions < maxDrainExtensions && errors.Is(syscall.Kill(-p.Pid(), 0), syscall.ESRCH) {
+				extensions++
+				drain = time.After(p.r.opts.DrainGrace)
+				continue
+			}
+			// Something the command started still holds the output open:
+			// stop waiting for it.
 			res.OutputIncomplete = true
 			p.killGroup(syscall.SIGKILL)
 			close(p.stop)

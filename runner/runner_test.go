@@ -495,3 +495,27 @@ func BenchmarkStartTrue(b *testing.B) {
 		}
 	}
 }
+
+// TestHolderOutsideGroupStillBounded: a descendant that left the group
+// (setsid) and holds the pipes cannot hang Wait: after the grace and its
+// bounded extensions the call ends with OutputIncomplete. (The escapee itself
+// is beyond a process-group kill; README documents that limit.)
+func TestHolderOutsideGroupStillBounded(t *testing.T) {
+	t.Parallel()
+	r := runner.New(runner.Options{DrainGrace: 100 * time.Millisecond, KillGrace: 100 * time.Millisecond})
+	pidFile := t.TempDir() + "/escapee"
+	rec, res := run(t, r, context.Background(), runner.Spec{Shell: "setsid sh -c 'echo $$ > " + pidFile + "; exec sleep 300' & echo done"})
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if !res.OutputIncomplete || rec.stdout.String() != "done\n" {
+		t.Errorf("incomplete %v stdout %q, want true and done", res.OutputIncomplete, rec.stdout.String())
+	}
+	if res.Duration > 30*time.Second {
+		t.Errorf("took %v: the wait for an escaped holder is not bounded", res.Duration)
+	}
+}

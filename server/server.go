@@ -41,6 +41,13 @@ type Config struct {
 	// nobody can make the server hold large headers before auth has run.
 	// By default 8 KiB: a token is at most 512 bytes.
 	MaxHeaderListSize uint32
+	// MaxConcurrentStreams is the number of calls one connection may have
+	// open at once, advertised to clients in SETTINGS. By default the
+	// runner's MaxConcurrent plus 256 (for echo, health, and calls that are
+	// refused at the command limit). It must be set explicitly: grpc-go's
+	// server advertises nothing by default, and its clients then assume
+	// 100 and queue every call past that.
+	MaxConcurrentStreams uint32
 	// KeepaliveTime is how long a connection may be quiet before the server
 	// pings the client to check it is alive. By default 30s.
 	KeepaliveTime time.Duration
@@ -79,6 +86,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = 4 << 20
 	}
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = uint32(cfg.Runner.Options().MaxConcurrent) + 256
+	}
 	if cfg.MaxHeaderListSize == 0 {
 		cfg.MaxHeaderListSize = 8 << 10
 	}
@@ -90,6 +100,7 @@ func New(cfg Config) *Server {
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),

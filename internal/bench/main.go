@@ -124,6 +124,7 @@ func allCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.EchoFor, "echo-for", 3*time.Second, "each echo QPS measurement")
 	fs.IntVar(&cfg.Sleepers, "sleepers", 1000, "concurrent `sleep 1` commands")
 	fs.BoolVar(&cfg.NoSSH, "no-ssh", false, "skip the OpenSSH rows")
+	fs.StringVar(&cfg.Only, "only", "", "run only the groups whose name contains this (latency, throughput, echo, sleepers, slow)")
 	fs.StringVar(&cfg.TmpDir, "tmp", os.TempDir(), "where the throughput file goes")
 	out := fs.String("out", "BENCHMARKS.md", "report file (empty: none)")
 	if err := fs.Parse(args); err != nil {
