@@ -186,6 +186,12 @@ func (p *Process) startPipes() error {
 		return err
 	}
 	p.outputs = []*os.File{outR, errR}
+	if size := p.r.opts.PipeSize; size > 0 {
+		_ = control(outR, func(fd int) error {
+			_, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size)
+			return err // best effort: the default size works, only slower
+		})
+	}
 	return nil
 }
 
@@ -270,9 +276,28 @@ func execFailureCode(err error) int {
 
 func (p *Process) read(f *os.File, s Stream) {
 	defer p.readers.Done()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
 	for {
-		buf := p.r.bufs.Get().(*[]byte)
-		n, err := f.Read(*buf)
+		// Wait for data on the poller first and take a buffer only then, so
+		// that a thousand quiet commands hold no output buffers.
+		var (
+			buf  *[]byte
+			n    int
+			rerr error
+		)
+		err := rc.Read(func(fd uintptr) bool {
+			b := p.r.bufs.Get().(*[]byte)
+			n, rerr = unix.Read(int(fd), *b)
+			if errors.Is(rerr, unix.EAGAIN) {
+				p.r.bufs.Put(b)
+				return false // not ready: wait on the poller
+			}
+			buf = b
+			return true
+		})
 		if n > 0 {
 			select {
 			case p.chunks <- chunk{s, buf, n}:
@@ -280,12 +305,13 @@ func (p *Process) read(f *os.File, s Stream) {
 				p.r.bufs.Put(buf)
 				return
 			}
-		} else {
+		} else if buf != nil {
 			p.r.bufs.Put(buf)
 		}
-		if err != nil {
-			// EOF on a pipe; EIO on a pty master once the terminal's last
-			// holder is gone; ErrClosed once Wait gave up draining.
+		if err != nil || rerr != nil || n == 0 {
+			// EOF (n == 0) on a pipe; EIO on a pty master once the
+			// terminal's last holder is gone; a closed file once Wait gave
+			// up draining.
 			return
 		}
 	}
