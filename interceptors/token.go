@@ -1,7 +1,6 @@
 package interceptors
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -51,7 +50,7 @@ func Mint(key *Key, fullMethod string, now time.Time) string {
 // MintWith is Mint with a given timestamp and nonce: for test vectors.
 func MintWith(key *Key, fullMethod string, ts int64, nonce [nonceLen]byte) string {
 	t := Token{KeyID: key.ID, TS: ts, Nonce: nonce}
-	t.Sig = sign(key.Secret, t.KeyID, t.TS, t.Nonce, fullMethod)
+	t.Sig = sign(key, t.KeyID, t.TS, t.Nonce, fullMethod)
 	return t.String()
 }
 
@@ -63,8 +62,9 @@ func (t *Token) String() string {
 		";sig=" + b64.EncodeToString(t.Sig[:])
 }
 
-func sign(secret []byte, kid string, ts int64, nonce [nonceLen]byte, method string) (sig [sigLen]byte) {
-	m := hmac.New(sha256.New, secret)
+func sign(key *Key, kid string, ts int64, nonce [nonceLen]byte, method string) (sig [sigLen]byte) {
+	m := key.mac()
+	defer key.macs.Put(m)
 	var buf [256]byte
 	b := append(buf[:0], domainTag...)
 	b = append(b, kid...)

@@ -89,7 +89,7 @@ func (v *Verifier) Verify(value, fullMethod string) (*Key, error) {
 	if d := now - t.TS; d > v.replay.window || -d > v.replay.window {
 		return nil, authFail(t.KeyID, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
 	}
-	want := sign(k.Secret, t.KeyID, t.TS, t.Nonce, fullMethod)
+	want := sign(k, t.KeyID, t.TS, t.Nonce, fullMethod)
 	if !hmac.Equal(want[:], t.Sig[:]) {
 		return nil, authFail(t.KeyID, "bad signature (wrong secret, or minted for another method)")
 	}

@@ -1,0 +1,39 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rexec/rexec/client"
+)
+
+// BenchmarkEcho measures one unary Echo over loopback, with and without
+// HMAC auth, on in-process servers.
+func BenchmarkEcho(b *testing.B) {
+	for _, noAuth := range []bool{true, false} {
+		name := map[bool]string{true: "no-auth", false: "hmac-auth"}[noAuth]
+		b.Run(name, func(b *testing.B) {
+			addr, key, stop, err := echoServer(noAuth)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stop()
+			var opts []client.Option
+			if !noAuth {
+				opts = append(opts, client.WithKey(key))
+			}
+			c, err := client.New(addr, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Echo(context.Background(), "hello", false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
