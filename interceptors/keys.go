@@ -29,10 +29,19 @@ const (
 	ScopeSession = "session" // ExecService.Session
 	ScopeEcho    = "echo"    // EchoService
 	ScopeAdmin   = "admin"   // health and reflection, when they are closed
+	// ScopeReplay lets the key's tokens be used more than once inside the
+	// skew window, for load-test tools that send one static header (ghz).
+	// It weakens replay protection for that key on purpose, so it is never
+	// implied: a key line with no scopes does not have it.
+	ScopeReplay = "replay"
 )
 
-// AllScopes lists every scope, in the order of the docs.
+// AllScopes lists every scope a key line with no scopes grants, in the
+// order of the docs. ScopeReplay is not among them.
 var AllScopes = []string{ScopeExec, ScopeSession, ScopeEcho, ScopeAdmin}
+
+// knownScope reports whether a key line may list s.
+func knownScope(s string) bool { return s == ScopeReplay || slices.Contains(AllScopes, s) }
 
 // Key is one line of a key file.
 type Key struct {
@@ -56,8 +65,12 @@ func (k *Key) mac() hash.Hash {
 	return hmac.New(sha256.New, k.Secret)
 }
 
-// Allows reports whether k grants scope.
+// Allows reports whether k grants scope. A key with no scopes grants all
+// but ScopeReplay, which must be listed.
 func (k *Key) Allows(scope string) bool {
+	if scope == ScopeReplay {
+		return slices.Contains(k.Scopes, scope)
+	}
 	return len(k.Scopes) == 0 || slices.Contains(k.Scopes, scope)
 }
 
@@ -124,8 +137,8 @@ func ParseKeys(data []byte) ([]*Key, error) {
 		k.Secret = secret
 		if len(f) == 3 {
 			for _, s := range strings.Split(f[2], ",") {
-				if !slices.Contains(AllScopes, s) {
-					return nil, fmt.Errorf("line %d (key %q): unknown scope %q (known: %s)", n, k.ID, s, strings.Join(AllScopes, ","))
+				if !knownScope(s) {
+					return nil, fmt.Errorf("line %d (key %q): unknown scope %q (known: %s,%s)", n, k.ID, s, strings.Join(AllScopes, ","), ScopeReplay)
 				}
 				k.Scopes = append(k.Scopes, s)
 			}

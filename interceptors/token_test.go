@@ -246,3 +246,32 @@ func BenchmarkMint(b *testing.B) {
 		Mint(k, vectorMethod, time.Now())
 	}
 }
+
+// TestReplayScope: only a key that lists the replay scope may reuse a token;
+// a key with no scopes (all of them) may not.
+func TestReplayScope(t *testing.T) {
+	all := vectorKey(t)
+	keys, err := ParseKeys([]byte("load " + vectorSecretB64 + " echo,replay\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := keys[0]
+	if all.Allows(ScopeReplay) || !load.Allows(ScopeReplay) || load.Allows(ScopeExec) {
+		t.Fatal("replay must be listed to be granted, and grants nothing else")
+	}
+	v := NewVerifier(NewKeyRing([]*Key{all, load}), VerifierOptions{})
+	const echo = "/rexec.v1.EchoService/Echo"
+	tok := Mint(load, echo, time.Now())
+	for i := range 3 {
+		if _, err := v.Verify(tok, echo); err != nil {
+			t.Fatalf("use %d of a replay-scoped token: %v", i+1, err)
+		}
+	}
+	tok = Mint(all, echo, time.Now())
+	if _, err := v.Verify(tok, echo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(tok, echo); err == nil {
+		t.Error("a key with no scopes reused a token")
+	}
+}
