@@ -28,44 +28,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestRunEndToEnd(t *testing.T) {
-	t.Parallel()
-	srv := testenv.StartServer(t, testenv.Options{})
-	c := srv.Client(t, nil)
-	cases := []struct {
-		name           string
-		req            *rexecv1.RunRequest
-		status         int
-		stdout, stderr string
-		signal         string
-	}{
-		{"zero", &rexecv1.RunRequest{Shell: "true"}, 0, "", "", ""},
-		{"one", &rexecv1.RunRequest{Shell: "false"}, 1, "", "", ""},
-		{"seven, both streams", &rexecv1.RunRequest{Shell: "echo out; echo err >&2; exit 7"}, 7, "out\n", "err\n", ""},
-		{"255", &rexecv1.RunRequest{Shell: "exit 255"}, 255, "", "", ""},
-		{"killed by signal", &rexecv1.RunRequest{Shell: "kill -TERM $$"}, 128 + 15, "", "", "TERM"},
-		{"argv", &rexecv1.RunRequest{Argv: []string{"echo", "a  b", "$HOME"}}, 0, "a  b $HOME\n", "", ""},
-		{"stdin", &rexecv1.RunRequest{Shell: "tr a-z A-Z", Stdin: []byte("hello")}, 0, "HELLO", "", ""},
-		{"env and dir", &rexecv1.RunRequest{Shell: "echo $X; pwd", Env: []string{"X=1"}, Dir: "/tmp"}, 0, "1\n/tmp\n", "", ""},
-		{"not found", &rexecv1.RunRequest{Argv: []string{"rexec-nope", "x"}}, 127, "", "rexec: exec: \"rexec-nope\": executable file not found in $PATH\n", ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			var stdout, stderr bytes.Buffer
-			ex, err := c.Run(context.Background(), tc.req, &stdout, &stderr)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			if got := client.ExitStatus(ex); got != tc.status || ex.GetSignal() != tc.signal {
-				t.Errorf("status %d signal %q, want %d %q", got, ex.GetSignal(), tc.status, tc.signal)
-			}
-			if stdout.String() != tc.stdout || stderr.String() != tc.stderr {
-				t.Errorf("stdout %q stderr %q, want %q %q", stdout.String(), stderr.String(), tc.stdout, tc.stderr)
-			}
-		})
-	}
-}
+// The end-to-end cases of Run (streams, exit codes, signals, argv, stdin,
+// env, dir, 127) are one table for both transports: TestTransports in
+// internal/integration.
 
 func TestEventOrder(t *testing.T) {
 	t.Parallel()

@@ -83,16 +83,9 @@ func binaries(ctx context.Context) (string, func(), error) {
 	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-func slowReaderCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("slowreader", flag.ContinueOnError)
-	size := fs.Int64("size", 1<<30, "bytes the command writes")
-	rate := fs.Int64("rate", 10_000_000, "bytes per second the client reads")
-	dur := fs.Duration("duration", 20*time.Second, "how long the client reads")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+// withDaemon builds the binaries, starts a daemon, runs f on it, and
+// stops and removes everything after.
+func withDaemon(ctx context.Context, f func(d *Daemon) error) error {
 	bin, cleanup, err := binaries(ctx)
 	if err != nil {
 		return err
@@ -103,8 +96,24 @@ func slowReaderCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer d.Stop()
-	r, err := SlowReader(ctx, d, *size, *rate, *dur)
-	if err != nil {
+	return f(d)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func slowReaderCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("slowreader", flag.ContinueOnError)
+	size := fs.Int64("size", 1<<30, "bytes the command writes")
+	rate := fs.Int64("rate", 10_000_000, "bytes per second the client reads")
+	dur := fs.Duration("duration", 20*time.Second, "how long the client reads")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var r *SlowReaderResult
+	if err := withDaemon(ctx, func(d *Daemon) (err error) {
+		r, err = SlowReader(ctx, d, *size, *rate, *dur)
+		return err
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("slow reader on %s, %s: `head -c %d /dev/urandom` read at %.1f MB/s for %v\n",

@@ -412,18 +412,11 @@ func soakCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bin, cleanup, err := binaries(ctx)
-	if err != nil {
+	var res *SoakResult
+	if err := withDaemon(ctx, func(d *Daemon) (err error) {
+		res, err = Soak(ctx, d, o)
 		return err
-	}
-	defer cleanup()
-	d, err := StartDaemon(ctx, bin)
-	if err != nil {
-		return err
-	}
-	defer d.Stop()
-	res, err := Soak(ctx, d, o)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("%s/%s, %s, %d CPUs\n", runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.NumCPU())
