@@ -29,7 +29,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // The end-to-end cases of Run (streams, exit codes, signals, argv, stdin,
-// env, dir, 127) are one table for both transports: TestTransports in
+// env, dir, 127) are one table for both transports: TestTransportsEndToEnd in
 // internal/integration.
 
 func TestEventOrder(t *testing.T) {
