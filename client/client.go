@@ -18,13 +18,21 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 )
+
+// ErrLostMidCommand wraps the error of a call whose connection broke after
+// the command had started (the server died or the network went away). The
+// command is killed on the server side: by rexecd once it notices, or by its
+// guard if rexecd died.
+var ErrLostMidCommand = errors.New("lost the connection to rexecd while the command ran")
 
 // DefaultAddr is where rexecd listens by default.
 const DefaultAddr = "127.0.0.1:50051"
@@ -141,15 +149,22 @@ func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stder
 // writing output to the writers, and checks the stream's rules: Started
 // first, output sequence numbers without gaps, Exited last.
 func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), stdout, stderr io.Writer) (*rexecv1.Exited, error) {
-	var seq uint64
+	var (
+		seq     uint64
+		started bool
+	)
 	for {
 		m, err := recv()
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("rexec: the stream ended without an exit status")
 		}
 		if err != nil {
+			if started && status.Code(err) == codes.Unavailable {
+				return nil, fmt.Errorf("%w: %w", ErrLostMidCommand, err)
+			}
 			return nil, err
 		}
+		started = true
 		ev := m.GetEvent()
 		var out *rexecv1.Output
 		w := stdout

@@ -160,6 +160,15 @@ func (c *command) fail(err error) int {
 
 // explain turns an error into one line that says what failed and what to do.
 func (c *command) explain(err error) string {
+	if errors.Is(err, client.ErrLostMidCommand) {
+		why := err.Error()
+		var se interface{ GRPCStatus() *status.Status }
+		if errors.As(err, &se) {
+			why = se.GRPCStatus().Message()
+		}
+		return fmt.Sprintf("rexec: lost the connection to rexecd at %s while the command ran (%s): the command is killed on the server side; check that rexecd is still up",
+			c.g.addr, why)
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		msg := err.Error()

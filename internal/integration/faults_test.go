@@ -113,8 +113,8 @@ func TestServerKilledMidStream(t *testing.T) {
 		t.Fatal("rexec still runs 30s after rexecd was killed: a hang")
 	}
 	msg := stderr.String()
-	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "rexec: ") || !strings.Contains(msg, d.Addr) {
-		t.Errorf("stderr %q: want one line naming the server", msg)
+	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "rexec: lost the connection to rexecd at "+d.Addr+" while the command ran") {
+		t.Errorf("stderr %q: want one line saying the connection to the server was lost mid-command", msg)
 	}
 	// rexecd's guard (runner.Guard) kills the group once the kernel has
 	// closed the dead server's end of its pipe.
