@@ -167,14 +167,14 @@ func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), s
 		started = true
 		ev := m.GetEvent()
 		var out *rexecv1.Output
-		w := stdout
+		w, name := stdout, "stdout"
 		switch k := ev.GetKind().(type) {
 		case *rexecv1.Event_Started:
 			continue
 		case *rexecv1.Event_Stdout:
 			out = k.Stdout
 		case *rexecv1.Event_Stderr:
-			out, w = k.Stderr, stderr
+			out, w, name = k.Stderr, stderr, "stderr"
 		case *rexecv1.Event_Exited:
 			return k.Exited, nil
 		default:
@@ -185,7 +185,7 @@ func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), s
 		}
 		seq = out.GetSeq()
 		if _, err := w.Write(out.GetData()); err != nil {
-			return nil, fmt.Errorf("rexec: writing %s: %w", map[bool]string{true: "stdout", false: "stderr"}[w == stdout], err)
+			return nil, fmt.Errorf("rexec: writing %s: %w", name, err)
 		}
 	}
 }

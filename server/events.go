@@ -1,9 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"io"
-
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
@@ -66,5 +63,3 @@ func exitedMessage(r *runner.Result) *rexecv1.Exited {
 		StderrBytes:      uint64(r.StderrBytes),
 	}
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

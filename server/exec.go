@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 
@@ -22,7 +23,7 @@ func (e *execService) Run(req *rexecv1.RunRequest, stream rexecv1.ExecService_Ru
 		return toStatus(err)
 	}
 	if len(req.GetStdin()) > 0 {
-		spec.Stdin = bytesReader(req.GetStdin())
+		spec.Stdin = bytes.NewReader(req.GetStdin())
 	}
 	spec.Audit = auditAttrs(stream.Context())
 	ctx, done := e.s.commandContext(stream.Context())
