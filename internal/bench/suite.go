@@ -33,22 +33,21 @@ type Row struct {
 
 // Config sizes the suite.
 type Config struct {
-	Size        int64         // bytes of the throughput file
-	Reps        int           // warm-call repetitions
-	ColdReps    int           // whole-process repetitions
-	SlowFor     time.Duration // slow-reader duration
-	EchoFor     time.Duration // each echo QPS measurement
-	Sleepers    int           // concurrent `sleep 1` commands
-	NoSSH       bool
-	Only        string // run only the groups whose step name contains this
-	TmpDir      string
-	daemon      *Daemon
-	bin         string
-	sshd        *SSHD
-	sshSkip     string
-	fileSum     []byte
-	file        string
-	latencyBase time.Duration
+	Size     int64         // bytes of the throughput file
+	Reps     int           // warm-call repetitions
+	ColdReps int           // whole-process repetitions
+	SlowFor  time.Duration // slow-reader duration
+	EchoFor  time.Duration // each echo QPS measurement
+	Sleepers int           // concurrent `sleep 1` commands
+	NoSSH    bool
+	Only     string // run only the groups whose step name contains this
+	TmpDir   string
+	daemon   *Daemon
+	bin      string
+	sshd     *SSHD
+	sshSkip  string
+	fileSum  []byte
+	file     string
 }
 
 // Transport is a way to run a command and stream its stdout, for the
@@ -60,16 +59,22 @@ type Transport interface {
 	Close() error
 }
 
-type grpcTransport struct{ c *client.Client }
+// clientTransport is a Transport over any client whose Run has the shape
+// that the gRPC client and the raw socket client share.
+type clientTransport struct {
+	name  string
+	run   func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error)
+	close func() error
+}
 
-func (g grpcTransport) Name() string { return "gRPC" }
-func (g grpcTransport) Close() error { return g.c.Close() }
-func (g grpcTransport) Run(ctx context.Context, argv []string, w io.Writer) (int, error) {
+func (t clientTransport) Name() string { return t.name }
+func (t clientTransport) Close() error { return t.close() }
+func (t clientTransport) Run(ctx context.Context, argv []string, w io.Writer) (int, error) {
 	req := &rexecv1.RunRequest{Argv: argv}
 	if len(argv) == 1 {
 		req = &rexecv1.RunRequest{Shell: argv[0]}
 	}
-	ex, err := g.c.Run(ctx, req, w, io.Discard)
+	ex, err := t.run(ctx, req, w, io.Discard)
 	if err != nil {
 		return 0, err
 	}
@@ -106,7 +111,7 @@ func Run(ctx context.Context, cfg *Config, log io.Writer) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	transports := append([]Transport{grpcTransport{c}}, extra...)
+	transports := append([]Transport{clientTransport{"gRPC", c.Run, c.Close}}, extra...)
 	defer func() {
 		for _, t := range transports {
 			t.Close()
