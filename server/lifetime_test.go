@@ -21,31 +21,12 @@ import (
 	"github.com/rexec/rexec/server"
 )
 
-// startAndPid starts req and returns the stream and the command's pid from
-// its Started event.
-func startAndPid(t *testing.T, ctx context.Context, c rexecv1.ExecServiceClient, req *rexecv1.RunRequest) (rexecv1.ExecService_RunClient, int) {
-	t.Helper()
-	st, err := c.Run(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := int(m.GetEvent().GetStarted().GetPid())
-	if pid == 0 {
-		t.Fatalf("first event %v, want Started", m)
-	}
-	return st, pid
-}
-
 func TestClientCancelKillsGroup(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartServer(t, testenv.Options{})
 	c := srv.Client(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	st, pid := startAndPid(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300 & sleep 300 & echo up; wait"})
+	st, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300 & sleep 300 & echo up; wait"})
 	if _, err := st.Recv(); err != nil { // "up": both sleeps were started
 		t.Fatal(err)
 	}
@@ -64,7 +45,7 @@ func TestCallDeadlineKillsGroup(t *testing.T) {
 	c := srv.Client(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, pid := startAndPid(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300 & wait"})
+	st, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300 & wait"})
 	_, err := st.Recv()
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Errorf("after the call's deadline: %v, want DeadlineExceeded", err)
@@ -130,7 +111,7 @@ func TestMaxConcurrentEndToEnd(t *testing.T) {
 	defer cancel()
 	var pids []int
 	for range 2 {
-		_, pid := startAndPid(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300"})
+		_, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300"})
 		pids = append(pids, pid)
 	}
 	_, err := c.Run(context.Background(), &rexecv1.RunRequest{Shell: "true"}, io.Discard, io.Discard)
@@ -164,8 +145,8 @@ func TestGracefulShutdown(t *testing.T) {
 	srv := testenv.StartServer(t, testenv.Options{})
 	c := srv.Client(t, nil)
 	// One command ends within the grace; one outlives it.
-	quick, _ := startAndPid(t, context.Background(), c.Exec(), &rexecv1.RunRequest{Shell: "sleep 0.2; echo finished"})
-	slow, pid := startAndPid(t, context.Background(), c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300"})
+	quick, _ := testenv.StartRun(t, context.Background(), c.Exec(), &rexecv1.RunRequest{Shell: "sleep 0.2; echo finished"})
+	slow, pid := testenv.StartRun(t, context.Background(), c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300"})
 	done := make(chan struct{})
 	go func() { srv.Server.Shutdown(time.Second); close(done) }()
 
@@ -218,7 +199,7 @@ func TestSlowReaderBlocksCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Each loop writes 64 KiB, then records how many loops are done.
-	st, pid := startAndPid(t, ctx, c.Exec(), &rexecv1.RunRequest{
+	st, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{
 		Shell: "i=0; while [ $i -lt 16384 ]; do head -c 65536 /dev/zero; i=$((i+1)); echo $i > " + progress + "; done",
 	})
 	// Read nothing; wait until the writer stops making progress.

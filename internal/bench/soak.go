@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/internal/testenv"
 )
 
 // SoakOptions bound a soak run. Zero fields take the defaults below.
@@ -100,7 +101,7 @@ func Soak(ctx context.Context, d *Daemon, o SoakOptions) (*SoakResult, error) {
 	}
 
 	res := &SoakResult{Kinds: map[string]*SoakKind{}}
-	idleChildren := len(childrenOf(d.Pid()))
+	idleChildren := len(testenv.ChildPIDs(d.Pid()))
 	start := time.Now()
 	sample := func() error {
 		rss, _, err := Memory(d.Pid())
@@ -189,7 +190,7 @@ sampling:
 	// A cancelled command's group is killed within the kill grace; give it
 	// that long before counting what is left, then take the last sample.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res.Children = len(childrenOf(d.Pid())) - idleChildren
+		res.Children = len(testenv.ChildPIDs(d.Pid())) - idleChildren
 		if res.Children <= 0 || time.Now().After(deadline) {
 			break
 		}
@@ -338,34 +339,6 @@ func slopePerMinute(s []SoakSample, y func(SoakSample) float64) float64 {
 		return 0
 	}
 	return (n*sxy - sx*sy) / den
-}
-
-// childrenOf lists the live processes whose parent is pid, from /proc.
-func childrenOf(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var kids []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:])) // state ppid ...
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
-			kids = append(kids, p)
-		}
-	}
-	return kids
 }
 
 // Print writes the soak report as a table.

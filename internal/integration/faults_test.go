@@ -283,15 +283,7 @@ func TestKeepaliveFindsBlackHole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st, err := c.Exec().Run(context.Background(), &rexecv1.RunRequest{Shell: "sleep 300 & echo up; wait"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pgid := int(m.GetEvent().GetStarted().GetPid())
+	st, pgid := testenv.StartRun(t, context.Background(), c.Exec(), &rexecv1.RunRequest{Shell: "sleep 300 & echo up; wait"})
 	if _, err := st.Recv(); err != nil { // "up"
 		t.Fatal(err)
 	}

@@ -13,6 +13,17 @@ import (
 // GroupPIDs lists the live (not zombie) processes whose process group is
 // pgid, read from /proc.
 func GroupPIDs(pgid int) []int {
+	return Procs(func(_, pgrp int) bool { return pgrp == pgid })
+}
+
+// ChildPIDs lists the live (not zombie) processes whose parent is pid.
+func ChildPIDs(pid int) []int {
+	return Procs(func(ppid, _ int) bool { return ppid == pid })
+}
+
+// Procs lists the live (not zombie) processes for which match, given the
+// parent pid and process group from /proc/PID/stat, is true.
+func Procs(match func(ppid, pgrp int) bool) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -29,7 +40,12 @@ func GroupPIDs(pgid int) []int {
 		}
 		// pid (comm) state ppid pgrp ...; comm may hold spaces: cut at the last ')'.
 		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		pgrp, _ := strconv.Atoi(f[2])
+		if match(ppid, pgrp) {
 			pids = append(pids, pid)
 		}
 	}
