@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,11 +14,15 @@ import (
 	"time"
 )
 
-const usage = `usage: rexec-bench COMMAND [flags]
+const usageText = `usage: rexec-bench COMMAND [flags]
 
 commands:
-  all [--size 1G] [--reps 200] [--cold-reps 20] [--slow-for 20s] [--echo-for 3s] [--sleepers 1000] [--no-ssh] [--out BENCHMARKS.md]
-        the whole table: rexec against local exec, its raw transport and OpenSSH
+  all [--only GROUP,...] [--out FILE] [--size 1G] [--reps 200] [--cold-reps 20] [--slow-for 20s]
+      [--echo-for 3s] [--sleepers 1000] [--no-ssh] [--soak-duration 10m] [--soak-callers 16]
+        every group that is not heavy, or the groups --only names; rexec against local exec, its raw
+        transport and OpenSSH. Without --only it rewrites BENCHMARKS.md; with --only it writes
+        nothing unless --out names the report, and then replaces only those groups' tables.
+        groups: %s
   slowreader [--size 1G] [--rate 10000000] [--duration 20s]
         server peak RSS while a large output streams to a slow reader
   soak [--duration 30s] [--callers 4] [--large 8388608] [--sample 5s]
@@ -27,7 +32,7 @@ commands:
 // Main runs the bench command line and returns its exit status.
 func Main(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprintf(os.Stderr, usageText, groupNames(Groups()))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -41,7 +46,7 @@ func Main(args []string) int {
 	case "soak":
 		err = soakCmd(ctx, args[1:])
 	default:
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprintf(os.Stderr, usageText, groupNames(Groups()))
 		return 2
 	}
 	if err != nil {
@@ -133,19 +138,39 @@ func allCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.EchoFor, "echo-for", 3*time.Second, "each echo QPS measurement")
 	fs.IntVar(&cfg.Sleepers, "sleepers", 1000, "concurrent `sleep 1` commands")
 	fs.BoolVar(&cfg.NoSSH, "no-ssh", false, "skip the OpenSSH rows")
-	fs.StringVar(&cfg.Only, "only", "", "run only the groups whose name contains this (latency, throughput, echo, sleepers, slow)")
 	fs.StringVar(&cfg.TmpDir, "tmp", os.TempDir(), "where the throughput file goes")
-	out := fs.String("out", "BENCHMARKS.md", "report file (empty: none)")
+	fs.DurationVar(&cfg.Soak.Duration, "soak-duration", 10*time.Minute, "soak group: how long callers start new calls")
+	fs.IntVar(&cfg.Soak.Callers, "soak-callers", 16, "soak group: concurrent callers")
+	fs.Int64Var(&cfg.Soak.LargeBytes, "soak-large", 8<<20, "soak group: bytes of a large output")
+	fs.DurationVar(&cfg.Soak.SampleEvery, "soak-sample", 10*time.Second, "soak group: how often server RSS and fds are sampled")
+	only := fs.String("only", "", "run only these groups (comma list): "+groupNames(Groups()))
+	out := fs.String("out", "", "the report to update (default: BENCHMARKS.md without --only, none with it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	rows, err := Run(ctx, cfg, os.Stderr)
-	Table(os.Stdout, rows)
+	groups, err := selectGroups(*only)
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		return WriteReport(*out, "go run ./cmd/rexec-bench all "+strings.Join(args, " "), rows, "")
+	if *only == "" && *out == "" {
+		*out = "BENCHMARKS.md"
 	}
-	return nil
+	e := NewEnv(cfg, os.Stderr)
+	defer e.Close()
+	results := Run(ctx, e, groups)
+	var rows []Row
+	var errs []error
+	for _, r := range results {
+		rows = append(rows, r.Rows...)
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	Table(os.Stdout, rows)
+	if *out != "" {
+		if err := WriteReport(*out, "go run ./cmd/rexec-bench all "+strings.Join(args, " "), results); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

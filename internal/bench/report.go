@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -16,19 +18,28 @@ func Table(w io.Writer, rows []Row) {
 	for _, r := range rows {
 		if r.Group != group {
 			group = r.Group
-			fmt.Fprintf(w, "\n**%s**\n\n| what | median | p99 | value | ratio | goal | |\n| --- | ---: | ---: | ---: | --- | --- | --- |\n", group)
+			fmt.Fprintf(w, "\n**%s**\n\n", group)
+			tableHeader(w)
 		}
-		med, p99 := "", ""
-		if r.Median > 0 {
-			med, p99 = ms(r.Median), ms(r.P99)
-		}
-		met := map[int]string{1: "met", -1: "**not met**", 0: ""}[r.Met]
-		name := r.Name
-		if r.Note != "" {
-			name += " (" + r.Note + ")"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", name, med, p99, r.Value, r.Ratio, r.Goal, met)
+		tableRow(w, r)
 	}
+}
+
+func tableHeader(w io.Writer) {
+	fmt.Fprint(w, "| what | median | p99 | value | ratio | goal | |\n| --- | ---: | ---: | ---: | --- | --- | --- |\n")
+}
+
+func tableRow(w io.Writer, r Row) {
+	med, p99 := "", ""
+	if r.Median > 0 {
+		med, p99 = ms(r.Median), ms(r.P99)
+	}
+	met := map[int]string{1: "met", -1: "**not met**", 0: ""}[r.Met]
+	name := r.Name
+	if r.Note != "" {
+		name += " (" + r.Note + ")"
+	}
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", name, med, p99, r.Value, r.Ratio, r.Goal, met)
 }
 
 // Machine describes this machine for the report.
@@ -50,56 +61,85 @@ func Machine() string {
 	return fmt.Sprintf("%d × %s, %s, %s, %s", runtime.NumCPU(), model, mem, strings.TrimSpace(string(kernel)), runtime.Version())
 }
 
-// WriteReport writes BENCHMARKS.md.
-func WriteReport(path, command string, rows []Row, notes string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# rexec benchmarks\n\nWritten by `%s` on %s.\n\nMachine: %s.\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine())
-	b.WriteString("Every ratio is between rows measured in the same run; absolute times on a shared 2-core machine are noise. " +
-		"Throughput rows are the best of 3 transfers; every byte is hashed (sha256) by the bench as it arrives and checked against the file.\n")
-	Table(&b, rows)
-	b.WriteString(tuningNotes)
-	if notes != "" {
-		b.WriteString("\n" + notes)
+// The markers that delimit a group's section in BENCHMARKS.md, and the
+// start of the hand-written notes that follow the tables.
+const (
+	groupBegin  = "<!-- bench:group "
+	groupEnd    = "<!-- /bench:group -->"
+	notesMarker = "<!-- bench:notes: written by hand, kept by rexec-bench -->"
+)
+
+const reportIntro = `# rexec benchmarks
+
+Written by ` + "`go run ./cmd/rexec-bench`" + `. Each table is one group, measured in one run: every ratio is
+between rows of that run, and each table says when and by which command it was last measured
+(` + "`rexec-bench all --only GROUP --out BENCHMARKS.md`" + ` updates that group's table only). Absolute
+times on a shared 2-core machine are noise. Throughput rows are the best of 3 transfers; every
+byte is hashed (sha256) by the bench as it arrives and checked against the file.
+`
+
+// WriteReport updates the report at path with the groups of results that
+// ran without error: each one's table is replaced, with command and the
+// time as its provenance; the other groups' tables and the notes after the
+// tables are kept as they were.
+func WriteReport(path, command string, results []GroupResult) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	sections, notes := parseReport(string(old))
+	stamp := time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	for _, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "## %s\n\n", r.Group.Title)
+		fmt.Fprintf(&b, "Measured by `%s` on %s.  \nMachine: %s.\n\n", command, stamp, Machine())
+		tableHeader(&b)
+		for _, row := range r.Rows {
+			tableRow(&b, row)
+		}
+		sections[r.Group.Name] = strings.TrimRight(b.String(), "\n")
+	}
+	var out strings.Builder
+	out.WriteString(reportIntro)
+	for _, g := range Groups() {
+		if s, ok := sections[g.Name]; ok {
+			fmt.Fprintf(&out, "\n%s%s -->\n%s\n\n%s\n", groupBegin, g.Name, s, groupEnd)
+		}
+	}
+	out.WriteString("\n" + notesMarker + "\n")
+	out.WriteString(notes)
+	return os.WriteFile(path, []byte(out.String()), 0o644)
 }
 
-// tuningNotes say what was tuned (kept only where the table showed a gain)
-// and what bounds the goals that are not met. Figures here are from the
-// runs named; the table above is the current run's.
-const tuningNotes = `
-## Tuning: what was kept
-
-Each change was measured with ` + "`rexec-bench all --only throughput`" + ` (512 MiB, same run, several runs) or the
-benchmarks named, and kept only where it helped:
-
-| change | effect | kept |
-| --- | --- | --- |
-| output chunk 32 KiB → 128 KiB (` + "`runner.Options.ChunkSize`" + `) | gRPC 0.43× → 0.62× of the local pipe; raw 0.93× → 1.22× | yes |
-| stdout pipe 64 KiB → 1 MiB (` + "`F_SETPIPE_SZ`, `runner.Options.PipeSize`" + `) | gRPC 0.62× → 0.62–0.74× (fewer, fuller reads) | yes |
-| client HTTP/2 window: adaptive → fixed 8 MiB (` + "`client.WithWindow`" + `) | gRPC +0.04× | yes |
-| gRPC read/write buffers 32 KiB → 256 KiB | none measurable (0.66× → 0.64×) | no |
-| chunk 256 KiB / 512 KiB | within noise of 128 KiB | no (more memory per command) |
-| buffers taken only once the pipe is readable | idle commands hold no 128 KiB buffers | yes |
-| keyed HMAC states pooled per key | Verify 2.4 µs/7 allocs → 1.36 µs/2 allocs; Mint 1.6 → 0.93 µs (` + "`BenchmarkVerify`, `BenchmarkMint`" + `) | yes |
-| server advertises MaxConcurrentStreams | 1000 calls on one connection no longer run in waves of 100 | yes |
-
-## What bounds the goals not met
-
-- **Process creation on this VM.** Measured on the same idle machine: ` + "`/bin/true`" + ` from bash 2.1 ms, ` + "`sh -c true`" + `
-  2.6 ms, a Go hello-world process 6.7 ms (the issue's figures were 0.6 ms and 1.1 ms: this VM creates
-  processes about 4–6× slower today). Python spawning 1000 ` + "`sh -c 'sleep 1; echo x'`" + ` took 9.8 s just to start them.
-  - *1000 × sleep 1*: the local os/exec baseline of the same commands takes ~10 s; rexec adds ~6 %.
-    The 3 s goal is below what this machine can spawn.
-  - *cold ` + "`rexec run -- true`" + `*: ` + "`rexec help`" + ` alone takes ~25 ms (a 19 MB binary; ` + "`GODEBUG=inittrace=1`" + ` shows
-    ~14 ms of package init, led by protodesc/descriptorpb (reflection), html/template (grpc's x/net/trace)
-    and grpc itself). 75× faster than ssh cold would need the whole round trip in ~4 ms here. Next step:
-    split rexecd out of the rexec binary so the CLI links neither reflection nor the server, and build
-    with ` + "`-tags grpcnotrace`" + `.
-- **warm Run(true)**: the raw transport adds ~0.6 ms over local os/exec (pipes, process group, guard,
-  pump); gRPC another ~0.6 ms (stream set-up, three flushed writes: Started, Exited, trailers).
-- **echo with auth**: CPU profile of ` + "`BenchmarkEcho`" + ` (` + "`go test -bench Echo -cpuprofile`, `pprof -top -cum`" + `)
-  after pooling: authenticate 1.4 %, Verify 1.1 %, Mint 0.6 %, hpack encode/decode of the fresh 140-byte
-  header 2.2 % + 1.9 % — against the logging interceptor's 7.7 % that both variants pay. What remains
-  of the gap is the header's bytes and hpack work on the latency-bound one-caller path.
-`
+// parseReport splits a report into its group sections (by group name, the
+// text between the markers) and the notes after notesMarker. A report from
+// before the markers existed keeps nothing.
+func parseReport(s string) (map[string]string, string) {
+	sections := map[string]string{}
+	notes := ""
+	if i := strings.Index(s, notesMarker); i >= 0 {
+		notes = strings.TrimPrefix(s[i+len(notesMarker):], "\n")
+		s = s[:i]
+	}
+	for {
+		i := strings.Index(s, groupBegin)
+		if i < 0 {
+			break
+		}
+		s = s[i+len(groupBegin):]
+		name, rest, ok := strings.Cut(s, " -->\n")
+		if !ok {
+			break
+		}
+		body, after, ok := strings.Cut(rest, groupEnd)
+		if !ok {
+			break
+		}
+		sections[name] = strings.TrimRight(body, "\n")
+		s = after
+	}
+	return sections, notes
+}

@@ -19,6 +19,12 @@ type SlowReaderResult struct {
 	HWM           int64         // the server's VmHWM (peak RSS of its life) at the end
 }
 
+var slowReaderGroup = Group{
+	Name:  "slow",
+	Title: "server memory while a large output streams to a slow reader",
+	Run:   slowRows,
+}
+
 // SlowReader streams `head -c size /dev/urandom` from d to a client that
 // reads at rate bytes/s for dur, sampling the server's RSS every 50ms.
 func SlowReader(ctx context.Context, d *Daemon, size, rate int64, dur time.Duration) (*SlowReaderResult, error) {
@@ -73,4 +79,18 @@ func SlowReader(ctx context.Context, d *Daemon, size, rate int64, dur time.Durat
 	<-sampled
 	_, res.HWM, err = Memory(d.Pid())
 	return res, err
+}
+
+func slowRows(ctx context.Context, e *Env) ([]Row, error) {
+	cfg := e.Cfg
+	d, err := e.StartDaemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := SlowReader(ctx, d, 1<<30, 10_000_000, cfg.SlowFor)
+	if err != nil {
+		return nil, err
+	}
+	return []Row{{Name: fmt.Sprintf("`head -c 1G /dev/urandom`, client reading 10 MB/s for %v", cfg.SlowFor),
+		Value: fmt.Sprintf("%s peak RSS (%s at start)", mib(r.HWM), mib(r.RSSStart)), Goal: "≤ 32 MiB", Met: goal(r.HWM <= 32<<20)}}, nil
 }

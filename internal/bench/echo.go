@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/runner"
+	"github.com/rexec/rexec/server"
+)
+
+var echoGroup = Group{
+	Name:  "echo",
+	Title: "unary Echo (in-process servers, one connection each; auth and no-auth rounds interleaved)",
+	Run:   echoRows,
+}
+
+// echoServer starts an in-process server, with or without auth, for the
+// echo rows: the only difference between the two is the auth interceptor.
+func echoServer(noAuth bool) (addr string, key *interceptors.Key, stop func(), err error) {
+	key, err = interceptors.GenerateKey("bench")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	cfg := server.Config{
+		Runner: runner.New(runner.Options{}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		NoAuth: noAuth,
+	}
+	if !noAuth {
+		cfg.Verifier = interceptors.NewVerifier(interceptors.NewKeyRing([]*interceptors.Key{key}), interceptors.VerifierOptions{})
+	}
+	srv := server.New(cfg)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	return lis.Addr().String(), key, func() { srv.Stop(); <-done }, nil
+}
+
+// echoLoad runs callers goroutines calling Echo for d; it returns QPS and
+// the latency sample.
+func echoLoad(ctx context.Context, c *client.Client, callers int, d time.Duration) (float64, Sample, error) {
+	var (
+		mu   sync.Mutex
+		all  Sample
+		werr error
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s Sample
+			for time.Since(start) < d {
+				t := time.Now()
+				if _, err := c.Echo(ctx, "hello", false); err != nil {
+					mu.Lock()
+					werr = err
+					mu.Unlock()
+					return
+				}
+				s = append(s, time.Since(t))
+			}
+			mu.Lock()
+			all = append(all, s...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(len(all)) / time.Since(start).Seconds(), all, werr
+}
+
+func echoRows(ctx context.Context, e *Env) ([]Row, error) {
+	cfg := e.Cfg
+	type side struct {
+		c    *client.Client
+		stop func()
+		n    float64
+		s    Sample
+	}
+	var rows []Row
+	for _, callers := range []int{1, 16} {
+		var sides [2]*side // 0: no auth, 1: HMAC auth
+		for i, noAuth := range []bool{true, false} {
+			addr, key, stop, err := echoServer(noAuth)
+			if err != nil {
+				return rows, err
+			}
+			defer stop()
+			opts := []client.Option{}
+			if !noAuth {
+				opts = append(opts, client.WithKey(key))
+			}
+			c, err := client.New(addr, opts...)
+			if err != nil {
+				return rows, err
+			}
+			defer c.Close()
+			if _, _, err := echoLoad(ctx, c, callers, 200*time.Millisecond); err != nil { // warm up
+				return rows, err
+			}
+			sides[i] = &side{c: c, stop: stop}
+		}
+		// Alternate short rounds so that the machine's drift falls on both.
+		const rounds = 10
+		for range rounds {
+			for _, sd := range sides {
+				q, smp, err := echoLoad(ctx, sd.c, callers, cfg.EchoFor/rounds)
+				if err != nil {
+					return rows, err
+				}
+				sd.n += q / rounds
+				sd.s = append(sd.s, smp...)
+			}
+		}
+		ratio := sides[1].n / sides[0].n
+		rows = append(rows,
+			Row{Name: fmt.Sprintf("%d caller(s), no auth", callers), Median: sides[0].s.Median(), P99: sides[0].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[0].n)},
+			Row{Name: fmt.Sprintf("%d caller(s), HMAC auth", callers), Median: sides[1].s.Median(), P99: sides[1].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[1].n),
+				Ratio: fmt.Sprintf("%.2f× no-auth QPS", ratio), Goal: "≥ 0.9× no-auth QPS", Met: goal(ratio >= 0.9)})
+	}
+	return rows, nil
+}
