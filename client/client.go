@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"google.golang.org/grpc"
@@ -197,31 +196,4 @@ func ExitStatus(e *rexecv1.Exited) int {
 		return 128 + int(e.GetSignalNumber())
 	}
 	return int(e.GetExitCode())
-}
-
-// LoadKey finds the client's key: from path, else $REXEC_KEY_FILE, else the
-// default path; the key with id, or the file's first key when id is empty.
-func LoadKey(path, id string) (*interceptors.Key, error) {
-	if path == "" {
-		path = os.Getenv("REXEC_KEY_FILE")
-	}
-	if path == "" {
-		var err error
-		if path, err = interceptors.DefaultKeyPath(); err != nil {
-			return nil, err
-		}
-	}
-	keys, err := interceptors.LoadKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if id == "" {
-		return keys[0], nil
-	}
-	for _, k := range keys {
-		if k.ID == id {
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("key file %s has no key %q", path, id)
 }

@@ -47,8 +47,15 @@ func knownScope(s string) bool { return s == ScopeReplay || slices.Contains(AllS
 type Key struct {
 	ID     string
 	Secret []byte
-	// Scopes granted; nil or empty means all.
+	// Scopes granted; nil or empty means all (only on a line without
+	// options: a line with options lists its scopes).
 	Scopes []string
+
+	// Cert, from the key-file option cert=NAME, binds the key to a client
+	// certificate: it is accepted only on a connection whose verified client
+	// certificate has NAME as its subject common name or as a DNS or URI SAN
+	// (mTLS), and never on the raw transport. Empty: any connection.
+	Cert string
 
 	// macs holds keyed HMAC states: Reset returns one to its keyed state
 	// without the key schedule and allocations of hmac.New (measured: the
@@ -74,11 +81,20 @@ func (k *Key) Allows(scope string) bool {
 	return len(k.Scopes) == 0 || slices.Contains(k.Scopes, scope)
 }
 
-// Line formats k as a key file line.
+// ListsScope reports whether k's line lists scope itself, as opposed to
+// granting it by listing none. Powers that reach other keys' work (admin
+// over every execution) need the scope listed.
+func (k *Key) ListsScope(scope string) bool { return slices.Contains(k.Scopes, scope) }
+
+// Line formats k as a key file line: id, secret, scopes, options. A key with
+// options must have scopes: ParseKeys refuses the line of one without.
 func (k *Key) Line() string {
 	s := k.ID + " " + base64.StdEncoding.EncodeToString(k.Secret)
 	if len(k.Scopes) > 0 {
 		s += " " + strings.Join(k.Scopes, ",")
+	}
+	if opts := formatOptions(k); len(opts) > 0 {
+		s += " " + strings.Join(opts, " ")
 	}
 	return s
 }
@@ -104,45 +120,30 @@ func DefaultKeyPath() (string, error) {
 	return filepath.Join(dir, "rexec", "keys"), nil
 }
 
-// ParseKeys parses key file text: one key a line, `KEY_ID BASE64_SECRET
-// [SCOPE,...]`, blank lines and `#` comments ignored.
+// ParseKeys parses key file text: one key a line,
+//
+//	KEY_ID BASE64_SECRET [SCOPE,...] [NAME=VALUE ...]
+//
+// blank lines and `#` comments ignored. A line with options must list its
+// scopes; an unknown option, a malformed value, an option given twice and a
+// key id used twice are errors naming the line.
 func ParseKeys(data []byte) ([]*Key, error) {
 	var keys []*Key
-	seen := map[string]bool{}
+	lineOf := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 2 || len(f) > 3 {
-			return nil, fmt.Errorf("line %d: want KEY_ID BASE64_SECRET [SCOPE,...]", n)
-		}
-		k := &Key{ID: f[0]}
-		if !validKeyID(k.ID) {
-			return nil, fmt.Errorf("line %d: key id %q: use 1 to 64 of a-z A-Z 0-9 . _ -", n, k.ID)
-		}
-		if seen[k.ID] {
-			return nil, fmt.Errorf("line %d: key id %q appears twice", n, k.ID)
-		}
-		seen[k.ID] = true
-		secret, err := base64.StdEncoding.DecodeString(f[1])
+		k, err := parseKeyLine(line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d (key %q): secret is not standard base64", n, k.ID)
+			return nil, fmt.Errorf("line %d%s", n, err)
 		}
-		if len(secret) < MinSecretLen {
-			return nil, fmt.Errorf("line %d (key %q): secret is %d bytes, want at least %d (make one with `rexec keygen`)", n, k.ID, len(secret), MinSecretLen)
+		if first, dup := lineOf[k.ID]; dup {
+			return nil, fmt.Errorf("lines %d and %d both have key id %q: give each key its own id (a client could not tell which secret to sign with)", first, n, k.ID)
 		}
-		k.Secret = secret
-		if len(f) == 3 {
-			for _, s := range strings.Split(f[2], ",") {
-				if !knownScope(s) {
-					return nil, fmt.Errorf("line %d (key %q): unknown scope %q (known: %s,%s)", n, k.ID, s, strings.Join(AllScopes, ","), ScopeReplay)
-				}
-				k.Scopes = append(k.Scopes, s)
-			}
-		}
+		lineOf[k.ID] = n
 		keys = append(keys, k)
 	}
 	if err := sc.Err(); err != nil {
@@ -152,6 +153,44 @@ func ParseKeys(data []byte) ([]*Key, error) {
 		return nil, errors.New("no keys in it")
 	}
 	return keys, nil
+}
+
+// parseKeyLine parses one non-empty line. Its errors start with ": " or
+// " (key ...): " so that the caller prefixes "line N".
+func parseKeyLine(line string) (*Key, error) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return nil, errors.New(": want KEY_ID BASE64_SECRET [SCOPE,...] [NAME=VALUE ...]")
+	}
+	k := &Key{ID: f[0]}
+	if !validKeyID(k.ID) {
+		return nil, fmt.Errorf(": key id %q: use 1 to 64 of a-z A-Z 0-9 . _ -", k.ID)
+	}
+	secret, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return nil, fmt.Errorf(" (key %q): secret is not standard base64", k.ID)
+	}
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf(" (key %q): secret is %d bytes, want at least %d (make one with `rexec keygen`)", k.ID, len(secret), MinSecretLen)
+	}
+	k.Secret = secret
+	rest := f[2:]
+	if len(rest) > 0 && !strings.Contains(rest[0], "=") {
+		for _, s := range strings.Split(rest[0], ",") {
+			if !knownScope(s) {
+				return nil, fmt.Errorf(" (key %q): unknown scope %q (known: %s,%s)", k.ID, s, strings.Join(AllScopes, ","), ScopeReplay)
+			}
+			k.Scopes = append(k.Scopes, s)
+		}
+		rest = rest[1:]
+	}
+	if len(rest) > 0 && len(k.Scopes) == 0 {
+		return nil, fmt.Errorf(" (key %q): a line with options (%s) must list its scopes before them, e.g. `exec,session`: no scopes means all only on a line without options", k.ID, strings.Join(rest, " "))
+	}
+	if err := parseOptions(k, rest); err != nil {
+		return nil, fmt.Errorf(" (key %q): %w", k.ID, err)
+	}
+	return k, nil
 }
 
 // LoadKeyFile reads and parses a key file. It refuses a file that group or
@@ -203,7 +242,7 @@ func EnsureKeyFile(path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = fmt.Fprintf(f, "# rexec keys: KEY_ID BASE64_SECRET [SCOPE,...]; no scopes means all (%s)\n%s\n",
+	_, err = fmt.Fprintf(f, "# rexec keys: KEY_ID BASE64_SECRET [SCOPE,...] [NAME=VALUE ...]; no scopes means all (%s)\n%s\n",
 		strings.Join(AllScopes, ","), k.Line())
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -86,7 +86,7 @@ func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, erro
 	case 0:
 		err = authFail("", "%v", errNoToken)
 	case 1:
-		k, err = cfg.Verifier.Verify(vals[0], method)
+		k, err = cfg.Verifier.VerifyConn(vals[0], method, ConnFromContext(ctx))
 	default:
 		err = authFail("", "%d authorization values, want one", len(vals))
 	}

@@ -3,6 +3,7 @@ package interceptors
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,9 +75,18 @@ func authFail(kid, format string, args ...any) *AuthError {
 	return &AuthError{KeyID: kid, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Verify checks the authorization value for one call of fullMethod and
-// returns the key that signed it, or an *AuthError.
+// Verify checks the authorization value for one call of fullMethod on a
+// connection without a verified client certificate; see VerifyConn.
 func (v *Verifier) Verify(value, fullMethod string) (*Key, error) {
+	return v.VerifyConn(value, fullMethod, nil)
+}
+
+// VerifyConn checks the authorization value for one call of fullMethod on a
+// connection with TLS state conn (nil: no TLS) and returns the key that
+// signed it, or an *AuthError. A key bound to a client certificate (cert=)
+// that conn does not carry is refused as unauthenticated, before its scopes
+// are looked at.
+func (v *Verifier) VerifyConn(value, fullMethod string, conn *tls.ConnectionState) (*Key, error) {
 	var t Token
 	if err := parseToken(value, &t); err != nil {
 		return nil, authFail("", "malformed token: %v", err)
@@ -102,6 +112,9 @@ func (v *Verifier) Verify(value, fullMethod string) (*Key, error) {
 		case replayFull:
 			return nil, authFail(t.KeyID, "replay cache full (%d nonces in the window)", v.replay.max)
 		}
+	}
+	if err := CheckConn(k, conn); err != nil {
+		return nil, authFail(t.KeyID, "%v", err)
 	}
 	if scope := v.opts.ScopeOf(fullMethod); scope == "" || !k.Allows(scope) {
 		return nil, &AuthError{Denied: true, KeyID: k.ID, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, fullMethod)}

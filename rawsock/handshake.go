@@ -98,7 +98,10 @@ func serverHandshake(rw io.ReadWriter, ring *interceptors.KeyRing, challenge [Ch
 		want = Proof(key.Secret, challenge[:], kid)
 	}
 	// Compare even for an unknown key, so timing does not tell which failed.
-	ok := hmac.Equal(want[:], proof[:]) && key != nil
+	proven := hmac.Equal(want[:], proof[:]) && key != nil
+	// A key bound to a client certificate (cert=) is never good here: raw has no TLS.
+	unbound := interceptors.CheckConn(key, nil)
+	ok := proven && unbound == nil
 	status := StatusOK
 	if !ok {
 		status = StatusRefused
@@ -109,8 +112,10 @@ func serverHandshake(rw io.ReadWriter, ring *interceptors.KeyRing, challenge [Ch
 	switch {
 	case key == nil:
 		return nil, fmt.Errorf("unknown key id %q", kid)
-	case !ok:
+	case !proven:
 		return nil, fmt.Errorf("bad proof for key %q", kid)
+	case !ok:
+		return nil, unbound
 	}
 	return key, nil
 }

@@ -43,7 +43,7 @@ func (c *command) dialRun(ctx context.Context, raw bool) (runFunc, func() error,
 func (c *command) dialRaw(ctx context.Context) (*rawsock.Client, error) {
 	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
 	if err != nil {
-		return nil, fmt.Errorf("%w (rexecd creates ~/.config/rexec/keys on its first start; or give --key-file)", err)
+		return nil, err // names the file and what to do
 	}
 	c.key = key
 	rc, err := rawsock.Dial(ctx, c.g.rawAddr, key)

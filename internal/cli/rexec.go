@@ -201,7 +201,7 @@ func (c *command) explain(err error) string {
 func (c *command) dial() (*client.Client, error) {
 	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
 	if err != nil {
-		return nil, fmt.Errorf("%w (rexecd creates ~/.config/rexec/keys on its first start; or give --key-file)", err)
+		return nil, err // names the file and what to do
 	}
 	c.key = key
 	tlsOpts, err := c.g.tls.options()

@@ -119,7 +119,8 @@ func loadServerKeys(path string, log *slog.Logger) (string, []*interceptors.Key,
 }
 
 // RunDaemon serves until the first SIGINT or SIGTERM, then shuts down
-// gracefully; a second signal stops at once. SIGHUP reloads the key file.
+// gracefully; a second signal stops at once. SIGHUP reloads the key file
+// and the TLS files.
 func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	log := newLogger(logOut, cfg.LogFormat, cfg.LogLevel)
 	// Signals first: one that arrives while starting must still mean a
@@ -136,10 +137,12 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		return err
 	}
 	ring := interceptors.NewKeyRing(keys)
-	creds, err := cfg.TLS.creds()
+	creds, certs, err := cfg.TLS.creds()
 	if err != nil {
 		return err
 	}
+	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log}
+	reload.started(keys)
 	cfg.Runner.Audit = log.With("log", "audit")
 	// The guard kills the commands' groups even if rexecd dies by SIGKILL.
 	if guard, err := runner.StartGuard(); err != nil {
@@ -190,7 +193,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				reloadKeys(keyPath, ring, log)
+				reload.reload()
 				continue
 			}
 			log.Info("shutting down: no new calls; running commands have a grace", "signal", s.String(), "grace", cfg.ShutdownGrace)
@@ -212,14 +215,4 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 			}
 		}
 	}
-}
-
-func reloadKeys(path string, ring *interceptors.KeyRing, log *slog.Logger) {
-	keys, err := interceptors.LoadKeyFile(path)
-	if err != nil {
-		log.Error("key reload failed; keeping the old keys", "err", err)
-		return
-	}
-	ring.Replace(keys)
-	log.Info("keys reloaded", "path", path, "key_count", len(keys))
 }

@@ -37,19 +37,20 @@ func (t *DaemonTLS) enabled() bool {
 	return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != ""
 }
 
-// creds returns the server's transport credentials, nil for plaintext.
-func (t *DaemonTLS) creds() (credentials.TransportCredentials, error) {
+// creds returns the server's transport credentials, nil for plaintext, and
+// with TLS the files that SIGHUP reloads.
+func (t *DaemonTLS) creds() (credentials.TransportCredentials, *tlsconfig.Reloadable, error) {
 	if !t.enabled() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if t.CertFile == "" || t.KeyFile == "" {
-		return nil, fmt.Errorf("TLS needs both --tls-cert and --tls-key (make a throwaway set with `rexec certs --dir DIR`)")
+		return nil, nil, fmt.Errorf("TLS needs both --tls-cert and --tls-key (make a throwaway set with `rexec certs --dir DIR`)")
 	}
-	cfg, err := tlsconfig.Server(t.CertFile, t.KeyFile, t.ClientCAFile)
+	r, err := tlsconfig.NewReloadable(t.CertFile, t.KeyFile, t.ClientCAFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return credentials.NewTLS(cfg), nil
+	return credentials.NewTLS(r.Config()), r, nil
 }
 
 // checkListener refuses a plaintext listener that others can reach. The

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -101,6 +102,100 @@ func WriteDemo(dir, clientName string) (*Files, error) {
 		}
 	}
 	return f, nil
+}
+
+// Identity is the subject of a certificate that Issue makes.
+type Identity struct {
+	CommonName string
+	DNSNames   []string
+	IPs        []net.IP
+	URIs       []*url.URL
+	// Server makes a server certificate (TLS server auth); by default it is
+	// a client certificate (TLS client auth).
+	Server bool
+}
+
+// Issue makes a new key (ECDSA P-256) and a certificate for id, valid for
+// DemoValidity and signed by the CA in caCertFile and caKeyFile (as
+// WriteDemo writes them), and writes them as PEM to certFile and keyFile
+// (mode 0600). Each file is replaced whole (a rename), so a server that
+// reloads never reads half of one; reload after both are written. It
+// returns the new certificate.
+func Issue(caCertFile, caKeyFile, certFile, keyFile string, id Identity) (*x509.Certificate, error) {
+	ca, err := readPEM(caCertFile, "CERTIFICATE")
+	if err != nil {
+		return nil, err
+	}
+	caCert, err := x509.ParseCertificate(ca)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caCertFile, err)
+	}
+	caKey, err := readPEM(caKeyFile, "PRIVATE KEY")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().Add(-time.Minute)
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: id.CommonName},
+		DNSNames:    id.DNSNames,
+		IPAddresses: id.IPs,
+		URIs:        id.URIs,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		NotBefore:   now, NotAfter: now.Add(DemoValidity),
+	}
+	if id.Server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	cert, key, err := issue(tmpl, caCert, caKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := replaceFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := replaceFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// readPEM returns the first PEM block of type typ in file.
+func readPEM(file, typ string) ([]byte, error) {
+	rest, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return nil, fmt.Errorf("%s holds no PEM %s", file, typ)
+		}
+		if b.Type == typ {
+			return b.Bytes, nil
+		}
+	}
+}
+
+// replaceFile writes data to a temporary file beside path and renames it
+// over path.
+func replaceFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is nothing there
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	return err
 }
 
 // issue makes a new P-256 key and a certificate for it from tmpl, signed by

@@ -1,0 +1,133 @@
+package interceptors
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// keyOption is one NAME=VALUE option a key-file line may carry after its
+// scopes. A new option is a new entry in keyOptions: its parser fills a
+// typed field of Key, and format gives the value back for Key.Line.
+type keyOption struct {
+	name string
+	// want says what a good value looks like, for the error message.
+	want string
+	// set parses value into k, or says what is wrong with it. It is called
+	// at most once per line, with a non-empty value.
+	set func(k *Key, value string) error
+	// format returns k's value, or "" when k does not have the option.
+	format func(k *Key) string
+}
+
+// keyOptions are the options the server knows, in the order Key.Line
+// writes them. An option not here is an error naming the line, never
+// ignored: a key file written for a newer rexecd (say, with a root= that
+// confines a key) must not be read as granting more than it says.
+var keyOptions = []keyOption{
+	{
+		name: "cert",
+		want: "the identity of a client certificate: its subject common name, or one of its DNS or URI SANs",
+		set: func(k *Key, v string) error {
+			if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				return fmt.Errorf("has a control character")
+			}
+			k.Cert = v
+			return nil
+		},
+		format: func(k *Key) string { return k.Cert },
+	},
+}
+
+// knownOptionNames lists keyOptions' names for error messages.
+func knownOptionNames() string {
+	names := make([]string, len(keyOptions))
+	for i, o := range keyOptions {
+		names[i] = o.name
+	}
+	return strings.Join(names, ", ")
+}
+
+func findOption(name string) *keyOption {
+	for i := range keyOptions {
+		if keyOptions[i].name == name {
+			return &keyOptions[i]
+		}
+	}
+	return nil
+}
+
+// parseOptions applies the NAME=VALUE fields of one key line to k. The
+// errors name the option; the caller adds the line.
+func parseOptions(k *Key, fields []string) error {
+	seen := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		name, value, ok := strings.Cut(f, "=")
+		switch {
+		case !ok:
+			return fmt.Errorf("%q after the options: want NAME=VALUE (scopes are one comma-separated list, before the options)", f)
+		case name == "":
+			return fmt.Errorf("option %q has no name", f)
+		}
+		o := findOption(name)
+		if o == nil {
+			return fmt.Errorf("unknown option %q (known: %s)", name, knownOptionNames())
+		}
+		if seen[name] {
+			return fmt.Errorf("option %q given twice", name)
+		}
+		seen[name] = true
+		if value == "" {
+			return fmt.Errorf("option %s= is empty: want %s", name, o.want)
+		}
+		if err := o.set(k, value); err != nil {
+			return fmt.Errorf("option %s=%q: %v: want %s", name, value, err, o.want)
+		}
+	}
+	return nil
+}
+
+// formatOptions is the NAME=VALUE fields of k's options, in table order.
+func formatOptions(k *Key) []string {
+	var out []string
+	for _, o := range keyOptions {
+		if v := o.format(k); v != "" {
+			out = append(out, o.name+"="+v)
+		}
+	}
+	return out
+}
+
+// sizeWant is what parseSize accepts, for the options that take a size.
+const sizeWant = "a byte count, or a number with K, M, G or T (powers of 1024), like 512M or 10G"
+
+// parseSize reads a size as systemd and Docker write one: a decimal count
+// of bytes with an optional suffix K, M, G or T (either case; powers of
+// 1024). For the options that take one (quota=, memory=, fsize=).
+func parseSize(s string) (int64, error) {
+	num, shift := s, 0
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K', 'k':
+			shift = 10
+		case 'M', 'm':
+			shift = 20
+		case 'G', 'g':
+			shift = 30
+		case 'T', 't':
+			shift = 40
+		}
+		if shift != 0 {
+			num = s[:n-1]
+		}
+	}
+	if num == "" || strings.IndexFunc(num, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return v << shift, nil
+}

@@ -1,0 +1,130 @@
+package interceptors
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestKeyLineOptions: every way a line's options can be wrong is an error
+// that names the line and what is wrong; none is ignored.
+func TestKeyLineOptions(t *testing.T) {
+	s := vectorSecretB64
+	bad := []struct {
+		name, text string
+		want       []string // all in the error
+	}{
+		{"options without scopes", "ok " + s + "\nci " + s + " cert=alice",
+			[]string{"line 2", `key "ci"`, "must list its scopes", "cert=alice"}},
+		{"unknown option", "ci " + s + " exec root=/srv",
+			[]string{"line 1", `unknown option "root"`, "known: cert"}},
+		{"unknown option after a good one", "ci " + s + " exec cert=alice quota=1G",
+			[]string{"line 1", `unknown option "quota"`}},
+		{"duplicate option", "ci " + s + " exec cert=alice cert=bob",
+			[]string{"line 1", `option "cert" given twice`}},
+		{"empty value", "ci " + s + " exec cert=",
+			[]string{"line 1", "option cert= is empty", "want the identity of a client certificate"}},
+		{"control character", "ci " + s + " exec cert=a\x01b",
+			[]string{"line 1", "control character", "want the identity"}},
+		{"option without a name", "ci " + s + " exec =alice",
+			[]string{"line 1", `"=alice" has no name`}},
+		{"a second scope list", "ci " + s + " exec echo",
+			[]string{"line 1", `"echo"`, "want NAME=VALUE", "one comma-separated list"}},
+		{"a bare word after an option", "ci " + s + " exec cert=alice echo",
+			[]string{"line 1", `"echo"`, "want NAME=VALUE"}},
+		{"duplicate id, plain lines", "# keys\nk " + s + "\n\nk " + s,
+			[]string{"lines 2 and 4", `key id "k"`, "its own id"}},
+		{"duplicate id, with options", "a " + s + "\nk " + s + " exec cert=x\nk " + s + " echo",
+			[]string{"lines 2 and 3", `key id "k"`}},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseKeys([]byte(c.text))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestKeyLineRoundTrip: Line writes what ParseKeys read, options included.
+func TestKeyLineRoundTrip(t *testing.T) {
+	s := vectorSecretB64
+	for _, line := range []string{
+		"plain " + s,
+		"scoped " + s + " exec,echo",
+		"bound " + s + " exec,session cert=alice",
+		"spiffe " + s + " echo cert=spiffe://example.org/ci/a=b",
+	} {
+		keys, err := ParseKeys([]byte(line + "\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if got := keys[0].Line(); got != line {
+			t.Errorf("round trip:\n got %s\nwant %s", got, line)
+		}
+	}
+	keys, _ := ParseKeys([]byte("spiffe " + s + " echo cert=spiffe://example.org/ci/a=b\n"))
+	if keys[0].Cert != "spiffe://example.org/ci/a=b" {
+		t.Errorf("cert= takes everything after the first '=': %q", keys[0].Cert)
+	}
+	// Extra spaces and tabs between fields are one separator.
+	keys, err := ParseKeys([]byte("  t \t" + s + "   exec\tcert=bob  \n"))
+	if err != nil || keys[0].Cert != "bob" || !keys[0].ListsScope(ScopeExec) {
+		t.Errorf("whitespace: %v %+v", err, keys)
+	}
+}
+
+// TestListsScope: an explicit scope is listed; one implied by an empty list
+// is allowed but not listed (issue 19's admin rule rests on this).
+func TestListsScope(t *testing.T) {
+	keys, err := ParseKeys([]byte("all " + vectorSecretB64 + "\nadm " + vectorSecretB64 + " exec,admin\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, adm := keys[0], keys[1]
+	if !all.Allows(ScopeAdmin) || all.ListsScope(ScopeAdmin) {
+		t.Error("a key with no scopes allows admin but does not list it")
+	}
+	if !adm.ListsScope(ScopeAdmin) || !adm.ListsScope(ScopeExec) || adm.ListsScope(ScopeEcho) {
+		t.Error("a key lists exactly the scopes on its line")
+	}
+}
+
+// TestLoadKeyFileDuplicateID is issue 15's case as a user makes it:
+// `rexec keygen >> keys` twice appends two "default" lines.
+func TestLoadKeyFileDuplicateID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys")
+	a, _ := GenerateKey("default")
+	b, _ := GenerateKey("default")
+	if err := os.WriteFile(path, []byte("# rexec keys\n"+a.Line()+"\n"+b.Line()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadKeyFile(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `lines 2 and 3 both have key id "default"`) {
+		t.Fatalf("got %v, want an error naming the file and both lines", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	good := map[string]int64{
+		"0": 0, "1": 1, "4096": 4096, "1K": 1 << 10, "1k": 1 << 10, "512M": 512 << 20, "10G": 10 << 30,
+		"2t": 2 << 40, "8388607T": 8388607 << 40,
+	}
+	for s, want := range good {
+		if got, err := parseSize(s); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "M", "-1", "+1", "1.5G", "1 G", "1GB", "1KiB", "0x10", "8388608T", "99999999999999999999"} {
+		if got, err := parseSize(s); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", s, got)
+		}
+	}
+}
