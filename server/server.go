@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/rexec/rexec/files"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/runner"
@@ -57,6 +58,9 @@ type Config struct {
 	// KeepaliveMinTime is the most often a client may ping; a client that
 	// pings more often is sent GOAWAY. By default 5s.
 	KeepaliveMinTime time.Duration
+	// Files serves the FileService (package files) when set. Its Keys, for
+	// the sweep of expired partial uploads, default to the Verifier's.
+	Files *files.Config
 }
 
 // Server is rexec's gRPC server.
@@ -68,6 +72,7 @@ type Server struct {
 	// shutdown grace has passed: every running command is then killed.
 	base     context.Context
 	stopCmds context.CancelCauseFunc
+	files    *files.Service // nil without Config.Files
 }
 
 // New builds a Server from cfg.
@@ -115,7 +120,17 @@ func New(cfg Config) *Server {
 	rexecv1.RegisterEchoServiceServer(s.grpc, echoService{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc) // v1 and v1alpha
-	for _, name := range []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName} {
+	services := []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName}
+	if cfg.Files != nil {
+		fc := *cfg.Files
+		if fc.Keys == nil && cfg.Verifier != nil {
+			fc.Keys = cfg.Verifier.Keys().All
+		}
+		s.files = files.New(fc, s.base)
+		rexecv1.RegisterFileServiceServer(s.grpc, s.files)
+		services = append(services, rexecv1.FileService_ServiceDesc.ServiceName)
+	}
+	for _, name := range services {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return s
@@ -136,12 +151,27 @@ func (s *Server) Shutdown(grace time.Duration) {
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	s.cfg.Runner.Drain(grace, done, s.stopCmds, s.grpc.Stop)
+	s.stopFiles()
 }
 
 // Stop closes every connection and kills every command at once.
 func (s *Server) Stop() {
 	s.stopCmds(runner.ErrShutdown)
 	s.grpc.Stop()
+	s.stopFiles()
+}
+
+// stopFiles ends the file service's background work and waits a little for
+// its upload streams to save their state (gRPC's Stop does not wait for
+// handlers), so that an upload cut by the shutdown resumes where it was.
+func (s *Server) stopFiles() {
+	if s.files == nil {
+		return
+	}
+	s.stopCmds(runner.ErrShutdown)
+	if !s.files.Wait(10 * time.Second) {
+		s.cfg.Logger.Warn("file service: some uploads did not save their state within 10s")
+	}
 }
 
 // commandContext is the context of one command: cancelled when the call
