@@ -26,6 +26,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/argtext"
 )
 
 // ErrLostMidCommand wraps the error of a call whose connection broke after
@@ -134,8 +135,12 @@ func (c *Client) EchoStream(ctx context.Context) (rexecv1.EchoService_EchoStream
 
 // Run runs req and copies its stdout and stderr to the writers as the chunks
 // arrive. It returns the Exited event, or an error when rexec itself failed
-// (a gRPC status, a broken stream, a writer's error).
+// (a gRPC status, a broken stream, a writer's error; an *argtext.Error,
+// before anything is sent, for a word of req that is not UTF-8).
 func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	if err := argtext.Check(req); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a writer's error ends the call, and so the command
 	stream, err := c.exec.Run(ctx, req)

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/internal/argtext"
 )
 
 // StdinChunk is the most stdin bytes one Session message carries. 128 KiB
@@ -58,6 +59,9 @@ type Session struct {
 // nothing typed); its goroutine ends when that Read returns, and the data is
 // dropped.
 func (c *Client) OpenSession(ctx context.Context, start *rexecv1.SessionStart, stdin io.Reader) (*Session, error) {
+	if err := argtext.CheckSession(start); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.exec.Session(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/argtext"
 )
 
 // DefaultAddr is where rexecd's raw listener is, when --raw-listen turns it on.
@@ -112,10 +113,15 @@ func (c *Client) next() (Frame, error) {
 
 // Run runs req and copies its stdout and stderr to the writers as the frames
 // arrive. It returns the exit record, or an error when rexec itself failed (an
-// *Error from the server, a broken connection, a writer's error). The result
+// *Error from the server, a broken connection, a writer's error; an
+// *argtext.Error, before anything is sent, for a word that is not UTF-8:
+// encoding/json would send U+FFFD in its place). The result
 // is the gRPC client's message, so that callers treat both transports alike.
 // Cancelling ctx closes the connection, which kills the command's group.
 func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	if err := argtext.Check(req); err != nil {
+		return nil, err
+	}
 	var exited *rexecv1.Exited
 	err := c.call(ctx, func() error {
 		cmd, err := json.Marshal(commandFromRequest(req))

@@ -40,8 +40,8 @@ func start(t *testing.T, cfg rawsock.Config, keys ...*interceptors.Key) *rawServ
 	}
 	log := &testenv.SyncBuffer{}
 	cfg.Keys = interceptors.NewKeyRing(append([]*interceptors.Key{key}, keys...))
-	cfg.Runner = runner.New(runner.Options{KillGrace: 300 * time.Millisecond, DrainGrace: 300 * time.Millisecond})
 	cfg.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Runner = runner.New(runner.Options{KillGrace: 300 * time.Millisecond, DrainGrace: 300 * time.Millisecond, Audit: cfg.Logger})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
