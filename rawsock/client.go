@@ -2,13 +2,14 @@ package rawsock
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
@@ -122,13 +123,17 @@ func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stder
 	if err := argtext.Check(req); err != nil {
 		return nil, err
 	}
+	cmd, err := commandFromRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: encode command: %w", err)
+	}
 	var exited *rexecv1.Exited
-	err := c.call(ctx, func() error {
-		cmd, err := json.Marshal(commandFromRequest(req))
-		if err != nil {
-			return fmt.Errorf("rawsock: encode command: %w", err)
-		}
-		if err := WriteFrame(c.nc, TypeCommand, cmd); err != nil {
+	err = c.call(ctx, func() error {
+		if err := WriteFrame(c.nc, TypeCommand, payload); err != nil {
 			return err
 		}
 		// Stdin goes out beside the output coming in: a command that writes
