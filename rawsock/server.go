@@ -2,6 +2,7 @@ package rawsock
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -186,7 +187,7 @@ type conn struct {
 	s    *Server
 	nc   net.Conn
 	peer string
-	key  *interceptors.Key
+	key  *interceptors.Key // as the handshake proved it; see liveKey
 
 	wmu sync.Mutex // frames are written by the reader and by the command's pump
 
@@ -227,13 +228,32 @@ func (c *conn) serve() {
 		if err == nil {
 			continue
 		}
-		var proto errProtocol
-		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrUnknownType) || errors.As(err, &proto) {
+		var (
+			proto   errProtocol
+			revoked errKeyRevoked
+		)
+		switch {
+		case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrUnknownType) || errors.As(err, &proto):
 			c.s.cfg.Logger.Warn("raw connection closed: protocol error", "peer", c.peer, "err", err)
+			_ = c.writeError(err)
+		case errors.As(err, &revoked):
+			c.s.cfg.Logger.Warn("raw connection closed: its key was removed or changed by a reload", "peer", c.peer, "key_id", c.key.ID)
 			_ = c.writeError(err)
 		}
 		return
 	}
+}
+
+// liveKey is the connection's key as the key ring holds it now, so that a
+// reload (SIGHUP) acts on open connections too: new scopes apply to the
+// next frame, and a key removed from the file, or given another secret,
+// no longer authenticates the connection (errKeyRevoked).
+func (c *conn) liveKey() (*interceptors.Key, error) {
+	k := c.s.cfg.Keys.Lookup(c.key.ID)
+	if k == nil || subtle.ConstantTimeCompare(k.Secret, c.key.Secret) != 1 {
+		return nil, errKeyRevoked{c.key.ID}
+	}
+	return k, nil
 }
 
 func (c *conn) handshake() (*interceptors.Key, error) {
@@ -269,15 +289,22 @@ func (c *conn) dispatch(ctx context.Context, f Frame) error {
 	switch f.Type {
 	case TypeCommand:
 		if err := c.start(ctx, f.Payload); err != nil {
-			var proto errProtocol
-			if errors.As(err, &proto) {
+			var (
+				proto   errProtocol
+				revoked errKeyRevoked
+			)
+			if errors.As(err, &proto) || errors.As(err, &revoked) {
 				return err
 			}
 			return c.writeError(err)
 		}
 	case TypeEcho:
-		if !c.key.Allows(interceptors.ScopeEcho) {
-			return c.writeError(errNoScope{c.key.ID, interceptors.ScopeEcho})
+		key, err := c.liveKey()
+		if err != nil {
+			return err
+		}
+		if !key.Allows(interceptors.ScopeEcho) {
+			return c.writeError(errNoScope{key.ID, interceptors.ScopeEcho})
 		}
 		if len(f.Payload) == 0 {
 			return errProtocol{"echo frame without its flags byte"}
@@ -323,14 +350,19 @@ func (c *conn) start(ctx context.Context, payload []byte) error {
 		return errProtocol{"a command frame while a command runs: one command at a time per connection"}
 	case draining:
 		return runner.ErrShutdown
-	case !c.key.Allows(interceptors.ScopeExec):
-		return errNoScope{c.key.ID, interceptors.ScopeExec}
+	}
+	key, err := c.liveKey()
+	if err != nil {
+		return err
+	}
+	if !key.Allows(interceptors.ScopeExec) {
+		return errNoScope{key.ID, interceptors.ScopeExec}
 	}
 	spec, _, err := decodeCommand(payload)
 	if err != nil {
 		return err
 	}
-	spec.Audit = []slog.Attr{slog.String("transport", "raw"), slog.String("peer", c.peer), slog.String("key_id", c.key.ID)}
+	spec.Audit = []slog.Attr{slog.String("transport", "raw"), slog.String("peer", c.peer), slog.String("key_id", key.ID)}
 	// The command's context: the connection's, and also cancelled (with the
 	// shutdown cause) when the server's shutdown grace has passed.
 	cctx, cancel := context.WithCancelCause(ctx)

@@ -26,6 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type rawServer struct {
 	addr string
 	key  *interceptors.Key
+	ring *interceptors.KeyRing
 	srv  *rawsock.Server
 	log  *testenv.SyncBuffer
 	done chan struct{}
@@ -46,7 +47,7 @@ func start(t *testing.T, cfg rawsock.Config, keys ...*interceptors.Key) *rawServ
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{addr: lis.Addr().String(), key: key, srv: rawsock.NewServer(cfg), log: log, done: make(chan struct{})}
+	s := &rawServer{addr: lis.Addr().String(), key: key, ring: cfg.Keys, srv: rawsock.NewServer(cfg), log: log, done: make(chan struct{})}
 	go func() { defer close(s.done); _ = s.srv.Serve(lis) }()
 	t.Cleanup(func() {
 		s.srv.Stop()
