@@ -28,17 +28,23 @@ type Config struct {
 	// HandshakeTimeout drops a client that has not finished the handshake in
 	// this long (slowloris). By default 5s.
 	HandshakeTimeout time.Duration
-	// MaxUnauthenticated bounds the connections still in their handshake;
-	// more are closed at once. By default 64.
+	// MaxUnauthenticated bounds the connections still in their handshake. A
+	// new connection past it evicts (closes) the oldest one, so that idle
+	// connections cannot lock out a client that answers promptly. By
+	// default 64.
 	MaxUnauthenticated int
+	// MaxUnauthenticatedPerHost bounds those from one source address (an
+	// IPv4 address, an IPv6 /64): a new one past it evicts that host's
+	// oldest, never another host's. By default half of MaxUnauthenticated.
+	MaxUnauthenticatedPerHost int
 	// MaxFrame bounds a frame a client sends. By default DefaultMaxFrame.
 	MaxFrame int
 }
 
 // Server serves the raw protocol.
 type Server struct {
-	cfg    Config
-	unauth chan struct{}
+	cfg Config
+	hs  *handshakeTable
 	// base is cancelled, with runner.ErrShutdown as its cause, when the
 	// shutdown grace has passed: every running command is then killed.
 	base     context.Context
@@ -62,10 +68,13 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxUnauthenticated <= 0 {
 		cfg.MaxUnauthenticated = 64
 	}
+	if cfg.MaxUnauthenticatedPerHost <= 0 {
+		cfg.MaxUnauthenticatedPerHost = max(cfg.MaxUnauthenticated/2, 1)
+	}
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = DefaultMaxFrame
 	}
-	s := &Server{cfg: cfg, unauth: make(chan struct{}, cfg.MaxUnauthenticated),
+	s := &Server{cfg: cfg, hs: newHandshakeTable(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerHost),
 		lis: map[net.Listener]bool{}, conns: map[*conn]bool{}}
 	s.base, s.stopCmds = context.WithCancelCause(context.Background())
 	return s
@@ -106,25 +115,21 @@ func (s *Server) Serve(lis net.Listener) error {
 			}
 			return fmt.Errorf("rawsock: accept: %w", err)
 		}
-		select {
-		case s.unauth <- struct{}{}:
-		default:
-			s.cfg.Logger.Warn("raw connection dropped: too many in their handshake",
-				"peer", nc.RemoteAddr().String(), "limit", cap(s.unauth))
-			nc.Close()
-			continue
-		}
 		c := &conn{s: s, nc: nc, peer: nc.RemoteAddr().String()}
 		s.mu.Lock()
 		if s.draining {
 			s.mu.Unlock()
-			<-s.unauth
 			nc.Close()
 			continue
 		}
 		s.conns[c] = true
 		s.wg.Add(1)
 		s.mu.Unlock()
+		var victim *pending
+		c.pend, victim = s.hs.add(nc)
+		if victim != nil {
+			victim.nc.Close() // its goroutine logs it
+		}
 		go c.serve()
 	}
 }
@@ -187,6 +192,7 @@ type conn struct {
 	s    *Server
 	nc   net.Conn
 	peer string
+	pend *pending          // its entry in the handshake table
 	key  *interceptors.Key // as the handshake proved it; see liveKey
 
 	wmu sync.Mutex // frames are written by the reader and by the command's pump
@@ -207,7 +213,11 @@ func (c *conn) serve() {
 		c.s.wg.Done()
 	}()
 	key, err := c.handshake()
-	<-c.s.unauth
+	if evicted, total := c.s.hs.remove(c.pend); evicted {
+		c.s.cfg.Logger.Warn("raw handshake abandoned: evicted by a newer connection (too many in their handshake)",
+			"peer", c.peer, "limit", c.s.cfg.MaxUnauthenticated, "per_host", c.s.cfg.MaxUnauthenticatedPerHost, "evicted_total", total)
+		return
+	}
 	if err != nil {
 		c.s.cfg.Logger.Warn("raw handshake failed", "peer", c.peer, "err", err)
 		return
