@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/rexec/rexec/runner"
 )
@@ -15,7 +16,8 @@ import (
 type Code byte
 
 // The error codes. After CodeProtocol and CodeUnauthenticated the server
-// closes the connection; after the others the connection stays usable.
+// closes the connection, and after a CodeUnavailable that says the
+// connection was idle; after the others the connection stays usable.
 const (
 	CodeInvalidArgument    Code = 1
 	CodeFailedPrecondition Code = 2
@@ -80,6 +82,13 @@ func (e errKeyRevoked) Error() string {
 	return fmt.Sprintf("key %q is no longer in the server's key file (it was removed or changed since this connection's handshake); closing the connection", e.keyID)
 }
 
+// errIdle closes an authenticated connection that was idle too long.
+type errIdle struct{ after time.Duration }
+
+func (e errIdle) Error() string {
+	return fmt.Sprintf("the connection ran no command for %v; closing it (rexecd --raw-idle-timeout): dial again", e.after)
+}
+
 // errorFrame is the one place where runner and transport errors become error
 // frames: the raw twin of the gRPC server's toStatus.
 func errorFrame(err error) *Error {
@@ -88,6 +97,7 @@ func errorFrame(err error) *Error {
 		scope   errNoScope
 		proto   errProtocol
 		revoked errKeyRevoked
+		idle    errIdle
 	)
 	switch {
 	case errors.As(err, &proto), errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrEmptyFrame), errors.Is(err, ErrUnknownType):
@@ -100,6 +110,8 @@ func errorFrame(err error) *Error {
 		return &Error{CodePermissionDenied, scope.Error()}
 	case errors.As(err, &revoked):
 		return &Error{CodeUnauthenticated, revoked.Error()}
+	case errors.As(err, &idle):
+		return &Error{CodeUnavailable, idle.Error()}
 	case errors.Is(err, runner.ErrTooManyCommands):
 		return &Error{CodeResourceExhausted, err.Error() + " (the server's --max-concurrent): retry later"}
 	case errors.Is(err, runner.ErrShutdown):

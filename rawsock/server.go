@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,9 +38,16 @@ type Config struct {
 	// IPv4 address, an IPv6 /64): a new one past it evicts that host's
 	// oldest, never another host's. By default half of MaxUnauthenticated.
 	MaxUnauthenticatedPerHost int
+	// IdleTimeout closes an authenticated connection that runs no command
+	// and sends no frame for this long, after an error frame (Unavailable)
+	// that says so. By default 5m; negative: never.
+	IdleTimeout time.Duration
 	// MaxFrame bounds a frame a client sends. By default DefaultMaxFrame.
 	MaxFrame int
 }
+
+// DefaultIdleTimeout is Config.IdleTimeout's default.
+const DefaultIdleTimeout = 5 * time.Minute
 
 // Server serves the raw protocol.
 type Server struct {
@@ -70,6 +78,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.MaxUnauthenticatedPerHost <= 0 {
 		cfg.MaxUnauthenticatedPerHost = max(cfg.MaxUnauthenticated/2, 1)
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = DefaultMaxFrame
@@ -231,7 +242,11 @@ func (c *conn) serve() {
 	defer cancel(errors.New("connection closed"))
 	rd := NewReader(c.nc, c.s.cfg.MaxFrame)
 	for {
+		c.armIdle()
 		f, err := rd.Next()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errIdle{c.s.cfg.IdleTimeout}
+		}
 		if err == nil {
 			err = c.dispatch(ctx, f)
 		}
@@ -241,6 +256,7 @@ func (c *conn) serve() {
 		var (
 			proto   errProtocol
 			revoked errKeyRevoked
+			idle    errIdle
 		)
 		switch {
 		case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrUnknownType) || errors.As(err, &proto):
@@ -249,9 +265,28 @@ func (c *conn) serve() {
 		case errors.As(err, &revoked):
 			c.s.cfg.Logger.Warn("raw connection closed: its key was removed or changed by a reload", "peer", c.peer, "key_id", c.key.ID)
 			_ = c.writeError(err)
+		case errors.As(err, &idle):
+			c.s.cfg.Logger.Info("raw connection closed: idle", "peer", c.peer, "key_id", c.key.ID, "after", idle.after)
+			_ = c.writeError(err)
 		}
 		return
 	}
+}
+
+// armIdle starts the idle timer when no command runs, and stops it when one
+// does (its stdin may be quiet for as long as the command runs).
+func (c *conn) armIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armIdleLocked()
+}
+
+func (c *conn) armIdleLocked() {
+	var t time.Time
+	if c.pumps == 0 && c.s.cfg.IdleTimeout > 0 {
+		t = time.Now().Add(c.s.cfg.IdleTimeout)
+	}
+	_ = c.nc.SetReadDeadline(t)
 }
 
 // liveKey is the connection's key as the key ring holds it now, so that a
@@ -409,6 +444,7 @@ func (c *conn) idle() {
 	if c.draining && c.pumps == 0 {
 		c.nc.Close()
 	}
+	c.armIdleLocked() // the reader may be waiting for the next frame already
 }
 
 func (c *conn) write(t Type, parts ...[]byte) error {

@@ -112,8 +112,12 @@ func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Ru
 		}
 	}
 	log.Info("rexecd raw socket listening", "raw", lis.Addr().String())
+	idle := cfg.RawIdleTimeout
+	if idle <= 0 {
+		idle = -1 // never
+	}
 	d := &rawDaemon{
-		srv:    rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run, Logger: log}),
+		srv:    rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run, Logger: log, IdleTimeout: idle}),
 		served: make(chan error, 1),
 	}
 	go func() {
