@@ -89,6 +89,10 @@ func (e errIdle) Error() string {
 	return fmt.Sprintf("the connection ran no command for %v; closing it (rexecd --raw-idle-timeout): dial again", e.after)
 }
 
+// errClientGone ends a connection whose client closed it while the server
+// was not reading it (a command's stdin was full).
+var errClientGone = errors.New("the client closed the connection")
+
 // errorFrame is the one place where runner and transport errors become error
 // frames: the raw twin of the gRPC server's toStatus.
 func errorFrame(err error) *Error {

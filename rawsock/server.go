@@ -268,6 +268,8 @@ func (c *conn) serve() {
 		case errors.As(err, &idle):
 			c.s.cfg.Logger.Info("raw connection closed: idle", "peer", c.peer, "key_id", c.key.ID, "after", idle.after)
 			_ = c.writeError(err)
+		case errors.Is(err, errClientGone):
+			c.s.cfg.Logger.Debug("raw connection closed by the client while its command's stdin was full", "peer", c.peer)
 		}
 		return
 	}
@@ -368,7 +370,7 @@ func (c *conn) dispatch(ctx context.Context, f Frame) error {
 		if f.Type == TypeStdinClose {
 			_ = p.Stdin().Close()
 		} else {
-			_, _ = p.Stdin().Write(f.Payload) // fails only once the command is gone
+			return c.deliver(p.Stdin(), f.Payload)
 		}
 	case TypeSignal:
 		sig, ok := runner.SignalByName(string(f.Payload))

@@ -22,8 +22,9 @@ import (
 // runFunc runs one command on some transport; both clients' Run fit it.
 type runFunc func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error)
 
-// dialRun connects over gRPC, or over the raw socket when raw is set.
-func (c *command) dialRun(ctx context.Context, raw bool) (runFunc, func() error, error) {
+// dialRun connects over gRPC, or over the raw socket when raw is set; over
+// the raw socket stdin (when not nil) streams to the command.
+func (c *command) dialRun(ctx context.Context, raw bool, stdin io.Reader) (runFunc, func() error, error) {
 	if !raw {
 		cl, err := c.dial()
 		if err != nil {
@@ -35,7 +36,10 @@ func (c *command) dialRun(ctx context.Context, raw bool) (runFunc, func() error,
 	if err != nil {
 		return nil, nil, err
 	}
-	return rc.Run, rc.Close, nil
+	run := func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+		return rc.RunStdin(ctx, req, stdin, stdout, stderr)
+	}
+	return run, rc.Close, nil
 }
 
 // dialRaw connects to the raw listener and runs the handshake, and words
