@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"os"
@@ -10,7 +11,10 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/internal/argtext"
 	"github.com/rexec/rexec/internal/testenv"
@@ -61,5 +65,51 @@ func TestRefusesNonUTF8(t *testing.T) {
 	}
 	if strings.Contains(srv.Log.String(), "command started") {
 		t.Errorf("a refused command reached the server:\n%s", srv.Log.String())
+	}
+}
+
+// TestWrongPortSaysRaw points the gRPC client at rexecd's raw port: the
+// call fails with a *WrongPortError that names the address, where it said
+// "http2: frame too large … is it running?" (plaintext) or "first record
+// does not look like a TLS handshake" (TLS). The call's own error stays
+// inside, status code and all.
+func TestWrongPortSaysRaw(t *testing.T) {
+	srv := testenv.StartServer(t, testenv.Options{Raw: true})
+	ctx := context.Background()
+	for name, opts := range map[string][]client.Option{
+		"plaintext": {client.WithKey(srv.Key)},
+		"tls":       {client.WithKey(srv.Key), client.WithTLS(&tls.Config{InsecureSkipVerify: true})},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := client.New(srv.RawAddr, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.Run(ctx, &rexecv1.RunRequest{Shell: "true"}, io.Discard, io.Discard)
+			var wp *client.WrongPortError
+			if !errors.As(err, &wp) || wp.Addr != srv.RawAddr || status.Code(err) != codes.Unavailable {
+				t.Errorf("Run at the raw port: %v, want a *WrongPortError for %s wrapping Unavailable", err, srv.RawAddr)
+			}
+			_, err = c.Echo(ctx, "x", false)
+			if !errors.As(err, &wp) {
+				t.Errorf("Echo at the raw port: %v, want a *WrongPortError", err)
+			}
+			_, err = c.Session(ctx, &rexecv1.SessionStart{Command: &rexecv1.RunRequest{Shell: "true"}}, nil, io.Discard, io.Discard)
+			if !errors.As(err, &wp) {
+				t.Errorf("Session at the raw port: %v, want a *WrongPortError", err)
+			}
+		})
+	}
+	// A port where nothing listens is not the raw port.
+	c, err := client.New("127.0.0.1:1", client.WithKey(srv.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Run(ctx, &rexecv1.RunRequest{Shell: "true"}, io.Discard, io.Discard)
+	var wp *client.WrongPortError
+	if errors.As(err, &wp) || status.Code(err) != codes.Unavailable {
+		t.Errorf("a closed port: %v, want plain Unavailable", err)
 	}
 }

@@ -53,6 +53,8 @@ func (c *command) dialRaw(ctx context.Context) (*rawsock.Client, error) {
 	rc, err := rawsock.Dial(ctx, c.g.rawAddr, key)
 	var op *net.OpError
 	switch {
+	case errors.Is(err, rawsock.ErrGRPCPort):
+		return nil, fmt.Errorf("rexec: %s: that port speaks gRPC, not rexec's raw protocol (drop --raw, or give the raw port: --raw-addr, $REXEC_RAW_ADDR)", c.g.rawAddr)
 	case errors.Is(err, rawsock.ErrRefused):
 		return nil, fmt.Errorf("rexec: auth failed for key %q (server refused the raw handshake): check that the key file matches the server's", key.ID)
 	case errors.As(err, &op) && op.Op == "dial":

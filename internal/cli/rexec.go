@@ -160,6 +160,10 @@ func (c *command) fail(err error) int {
 
 // explain turns an error into one line that says what failed and what to do.
 func (c *command) explain(err error) string {
+	var wrongPort *client.WrongPortError
+	if errors.As(err, &wrongPort) {
+		return fmt.Sprintf("rexec: %s: that port speaks rexec's raw protocol, not gRPC (use --raw with --raw-addr %[1]s, or the gRPC port)", wrongPort.Addr)
+	}
 	if errors.Is(err, client.ErrLostMidCommand) {
 		why := err.Error()
 		var se interface{ GRPCStatus() *status.Status }
