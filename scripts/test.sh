@@ -31,7 +31,7 @@ step "go test -race (all packages)"
 go test -race -count=1 -timeout 15m ./...
 
 step "fuzz the raw socket decoders, briefly (README: how to run longer)"
-for target in FuzzFrame FuzzHandshake; do
+for target in FuzzFrame FuzzHandshake FuzzCommand; do
   # a short minimize time: minimizing one new input may otherwise take the whole budget
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s -fuzzminimizetime 1s ./rawsock
 done
