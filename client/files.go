@@ -289,7 +289,9 @@ func (a *ackWindow) fail(err error) {
 
 // recvErr turns a Send's io.EOF (the server ended the stream) into the
 // server's status.
-func recvErr(stream interface{ Recv() (*rexecv1.UploadResponse, error) }, err error) error {
+func recvErr(stream interface {
+	Recv() (*rexecv1.UploadResponse, error)
+}, err error) error {
 	if !errors.Is(err, io.EOF) {
 		return err
 	}
@@ -302,4 +304,3 @@ func recvErr(stream interface{ Recv() (*rexecv1.UploadResponse, error) }, err er
 		}
 	}
 }
-

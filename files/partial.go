@@ -27,9 +27,9 @@ type uploadState struct {
 	// Path is the destination, a name in the key's FS.
 	Path string `json:"path"`
 	// The source's identity: the upload's size, and its mtime.
-	Size      int64 `json:"size"`
-	MtimeSec  int64 `json:"mtime_sec"`
-	MtimeNsec int32 `json:"mtime_nsec"`
+	Size      int64  `json:"size"`
+	MtimeSec  int64  `json:"mtime_sec"`
+	MtimeNsec int32  `json:"mtime_nsec"`
 	Mode      uint32 `json:"mode"`
 	Preserve  bool   `json:"preserve"`
 	// Committed bytes are in the partial file and in Hash.

@@ -3,7 +3,7 @@ package files
 import (
 	"bytes"
 	"context"
-		"encoding/hex"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +28,8 @@ type upload struct {
 
 	mu sync.Mutex // guards everything below
 	st uploadState
-	h  sha256Hash  // the hash of st.Committed bytes
-	f  *os.File    // the partial file, open while a stream writes
+	h  sha256Hash // the hash of st.Committed bytes
+	f  *os.File   // the partial file, open while a stream writes
 	// owner is the generation of the stream that may write: a new stream
 	// takes the upload over by moving it on, and an older one ends at its
 	// next chunk.
