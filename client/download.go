@@ -101,6 +101,9 @@ func (c *Client) DownloadTo(ctx context.Context, src string, root *os.Root, name
 	pos := from
 	var done *rexecv1.DownloadDone
 	for done == nil {
+		if err := ctx.Err(); err != nil {
+			return res, err // what arrived stays in the partial file
+		}
 		m, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return res, errors.New("rexec: the download ended without its hash")

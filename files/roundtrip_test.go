@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rexec/rexec/client"
 	"github.com/rexec/rexec/interceptors"
@@ -89,3 +92,5 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
