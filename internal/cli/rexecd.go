@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
@@ -42,6 +43,8 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// Files configures the file service (--state-dir, --partial-ttl).
+	Files files.Config
 }
 
 // Rexecd runs the rexecd command line and returns its exit status.
@@ -81,6 +84,9 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
+	fs.StringVar(&cfg.Files.StateDir, "state-dir", files.DefaultStateDir(), "where partial uploads of keys without root= are kept (in partial/)")
+	fs.DurationVar(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
+	fs.DurationVar(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
 	fs.DurationVar(&cfg.RawIdleTimeout, "raw-idle-timeout", rawsock.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -157,7 +163,9 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		cfg.Runner.Guard = guard
 	}
 	run := runner.New(cfg.Runner)
+	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
 	srv := server.New(server.Config{
+		Files:     &cfg.Files,
 		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
 		Runner:    run,
 		Logger:    log,
