@@ -293,11 +293,12 @@ func (c *conn) armIdleLocked() {
 
 // liveKey is the connection's key as the key ring holds it now, so that a
 // reload (SIGHUP) acts on open connections too: new scopes apply to the
-// next frame, and a key removed from the file, or given another secret,
-// no longer authenticates the connection (errKeyRevoked).
+// next frame, and a key removed from the file, given another secret, or
+// bound to a client certificate (cert=, which a raw connection cannot
+// carry) no longer authenticates the connection (errKeyRevoked).
 func (c *conn) liveKey() (*interceptors.Key, error) {
 	k := c.s.cfg.Keys.Lookup(c.key.ID)
-	if k == nil || subtle.ConstantTimeCompare(k.Secret, c.key.Secret) != 1 {
+	if k == nil || subtle.ConstantTimeCompare(k.Secret, c.key.Secret) != 1 || interceptors.CheckConn(k, nil) != nil {
 		return nil, errKeyRevoked{c.key.ID}
 	}
 	return k, nil
