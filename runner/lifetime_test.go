@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -242,4 +243,64 @@ func killPid(pid int) error {
 		return err
 	}
 	return p.Kill()
+}
+
+// TestKernelStringLimits: a string execve would refuse (E2BIG: the kernel's
+// MAX_ARG_STRLEN, 131072 bytes counting the NUL) is a FieldError naming
+// the field, not a failure to start; one byte less runs.
+func TestKernelStringLimits(t *testing.T) {
+	t.Parallel()
+	r := runner.New(runner.Options{})
+	const maxStr = 32 * 4096
+	long := func(n int) string { return ": " + strings.Repeat("x", n-2) }
+	for _, c := range []struct {
+		name, field string
+		spec        runner.Spec
+	}{
+		{"shell of 131072 bytes", "shell", runner.Spec{Shell: long(maxStr)}},
+		{"argv entry of 131072 bytes", "argv", runner.Spec{Argv: []string{"true", strings.Repeat("x", maxStr)}}},
+		{"env entry of 128 KiB", "env", runner.Spec{Shell: "true", Env: []string{"A=" + strings.Repeat("x", 128<<10-2)}}},
+		{"tty.term with a NUL", "tty.term", runner.Spec{Shell: "true", TTY: &runner.TTY{Rows: 24, Cols: 80, Term: "xterm\x00"}}},
+		{"tty.term of 1 MiB", "tty.term", runner.Spec{Shell: "true", TTY: &runner.TTY{Rows: 24, Cols: 80, Term: strings.Repeat("x", 1<<20)}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := r.Start(context.Background(), c.spec)
+			var fe *runner.FieldError
+			if !errors.As(err, &fe) || fe.Field != c.field {
+				if err == nil {
+					res, _ := p.Wait(&discardSink{})
+					t.Fatalf("started (exit %d), want a FieldError naming %s", res.ExitCode, c.field)
+				}
+				t.Fatalf("err %v, want a FieldError naming %s", err, c.field)
+			}
+		})
+	}
+	for _, spec := range []runner.Spec{
+		{Shell: long(maxStr - 1)},
+		{Shell: "true", Env: []string{"A=" + strings.Repeat("x", maxStr-3)}},
+	} {
+		if _, res := run(t, r, context.Background(), spec); res.ExitCode != 0 {
+			t.Errorf("a string of %d bytes (the most execve takes): exit %d, want 0", maxStr-1, res.ExitCode)
+		}
+	}
+}
+
+// TestArgv0UsesTheCommandsPATH: argv[0] is looked up in the PATH the command
+// gets (the request's env), as the shell form does, not in the server's.
+func TestArgv0UsesTheCommandsPATH(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/rexec-mytool", []byte("#!/bin/sh\necho mytool ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runner.New(fast())
+	env := []string{"PATH=/rexec/no/such:" + dir + ":/usr/bin:/bin"}
+	rec, res := run(t, r, context.Background(), runner.Spec{Argv: []string{"rexec-mytool"}, Env: env})
+	if res.ExitCode != 0 || rec.stdout.String() != "mytool ran\n" {
+		t.Errorf("argv form: exit %d stdout %q stderr %q, want 0 and mytool's line", res.ExitCode, rec.stdout.String(), rec.stderr.String())
+	}
+	// Without the request's PATH, it is not found, as before.
+	if _, res := run(t, r, context.Background(), runner.Spec{Argv: []string{"rexec-mytool"}}); res.ExitCode != 127 {
+		t.Errorf("without the PATH: exit %d, want 127", res.ExitCode)
+	}
 }

@@ -110,7 +110,9 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	if spec.Shell != "" {
 		cmd = exec.Command("/bin/sh", "-c", spec.Shell)
 	} else {
-		cmd = exec.Command(spec.Argv[0], spec.Argv[1:]...)
+		// Not exec.Command: it looks argv[0] up in the server's PATH.
+		path, err := lookPath(spec.Argv[0], env)
+		cmd = &exec.Cmd{Path: path, Args: spec.Argv, Err: err}
 	}
 	cmd.Env = env
 	cmd.Dir = spec.Dir
@@ -130,6 +132,11 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 			p.startErr = err
 			p.start = time.Now()
 			return p, nil
+		}
+		if errors.Is(err, syscall.E2BIG) {
+			// Each string is checked against the kernel's limit; this is
+			// their sum with the server's own environment.
+			return nil, fieldErr("command", "argv and env together are over the kernel's limit for a new program (E2BIG)")
 		}
 		return nil, fmt.Errorf("start %s: %w", spec.Describe(), err)
 	}

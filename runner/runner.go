@@ -101,7 +101,12 @@ type Runner struct {
 }
 
 // New returns a Runner with opts (zero fields take their defaults).
+//
+// The first New (or StartGuard) of a process marks every descriptor from 3
+// up close-on-exec, so that commands inherit only stdin, stdout and stderr
+// (and their terminal), not what the server itself inherited open.
 func New(opts Options) *Runner {
+	closeInheritedOnExec()
 	opts.setDefaults()
 	r := &Runner{
 		opts:    opts,
