@@ -88,6 +88,7 @@ func (p *Process) lifetime() {
 			readersOut = nil
 		case <-exited:
 			exited, leaderGone = nil, true
+			res.Duration = time.Since(p.start)
 			if readersOut != nil {
 				// A bound from the exit, not quiet time: output that goes on
 				// arriving does not extend it.
@@ -135,7 +136,6 @@ func (p *Process) lifetime() {
 			p.end(syscall.SIGKILL, leaderGone)
 		}
 	}
-	res.Duration = time.Since(p.start)
 	p.release()
 	// From here on the command holds nothing; the client may take its time.
 	if holding {

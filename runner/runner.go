@@ -217,7 +217,9 @@ type Result struct {
 	// SentSignalName is SentSignal's short name ("TERM"), or "".
 	SentSignalName string
 	Reason         Reason
-	Duration       time.Duration
+	// Duration is the wall time from the start to the leader's exit (the
+	// drain after it is not counted).
+	Duration time.Duration
 	// OutputIncomplete: not all output was read. Either the command exited
 	// but something it started held the output open past DrainGrace (the
 	// group was killed), or rexec ended the command while its client read
