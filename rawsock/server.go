@@ -239,6 +239,9 @@ func (c *conn) serve() {
 	// Closing the connection cancels its context, and so kills its command.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer c.runs.Wait()
+	// Before waiting for the pump: one blocked writing to a client that
+	// stopped reading (and sent a bad frame, or half-closed) fails at once.
+	defer c.nc.Close()
 	defer cancel(errors.New("connection closed"))
 	rd := NewReader(c.nc, c.s.cfg.MaxFrame)
 	for {
