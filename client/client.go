@@ -198,8 +198,14 @@ func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), s
 }
 
 // ExitStatus is the status a shell would report for e: the exit code, or
-// 128+N when signal N killed the command.
+// 128+N when signal N killed the command. When rexec ended the command (its
+// timeout, a shutdown) it is 128+N of the signal rexec sent, even if the
+// command handled that signal and exited by itself: 143 for TERM, 137 for
+// KILL.
 func ExitStatus(e *rexecv1.Exited) int {
+	if e.GetSentSignalNumber() > 0 {
+		return 128 + int(e.GetSentSignalNumber())
+	}
 	if e.GetSignalNumber() > 0 {
 		return 128 + int(e.GetSignalNumber())
 	}

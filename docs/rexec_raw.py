@@ -51,9 +51,10 @@ def run(addr, key_file, command, timeout):
         if t in (0x11, 0x12):  # stdout, stderr: 8-byte seq, then data
             out = sys.stdout if t == 0x11 else sys.stderr
             out.buffer.write(p[8:]); out.flush()
-        elif t == 0x13:  # exit
+        elif t == 0x13:  # exit: at least 39 bytes; byte 39, when there, is the signal rexec sent
             code, sig = struct.unpack(">iB", p[:5])
-            return 128 + sig if sig else code
+            sent = p[39] if len(p) > 39 else 0
+            return 128 + sent if sent else 128 + sig if sig else code
         elif t == 0x7F:
             fail("server error %d: %s" % (p[0], p[1:].decode()))
 

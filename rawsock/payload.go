@@ -166,8 +166,13 @@ func fieldOf(p jsontext.Pointer) string {
 	return b.String()
 }
 
-// ExitLen is the length of an exit frame's payload.
-const ExitLen = 39
+// ExitLen is the length of an exit frame's payload that this version writes.
+// A reader takes any record of at least exitLenV1 bytes and ignores bytes past
+// the fields it knows, so that fields can be appended.
+const ExitLen = 40
+
+// exitLenV1 is the first version's record, without the sent signal.
+const exitLenV1 = 39
 
 // exit flag bits
 const flagOutputIncomplete = 1
@@ -175,7 +180,8 @@ const flagOutputIncomplete = 1
 // appendExit encodes how a command ended:
 //
 //	int32 exit code (-1 when a signal killed it) | uint8 signal | uint8 reason |
-//	uint8 flags | uint64 duration ns | uint64 dropped | uint64 stdout bytes | uint64 stderr bytes
+//	uint8 flags | uint64 duration ns | uint64 dropped | uint64 stdout bytes | uint64 stderr bytes |
+//	uint8 signal rexec sent to end it
 func appendExit(dst []byte, r *runner.Result) []byte {
 	var flags byte
 	if r.OutputIncomplete {
@@ -187,14 +193,15 @@ func appendExit(dst []byte, r *runner.Result) []byte {
 	dst = be.AppendUint64(dst, uint64(r.Duration))
 	dst = be.AppendUint64(dst, uint64(r.Dropped))
 	dst = be.AppendUint64(dst, uint64(r.StdoutBytes))
-	return be.AppendUint64(dst, uint64(r.StderrBytes))
+	dst = be.AppendUint64(dst, uint64(r.StderrBytes))
+	return append(dst, byte(r.SentSignal))
 }
 
 // decodeExit is appendExit's inverse, into the message the gRPC client
 // returns, so that the CLI reports both transports' ends with one function.
 func decodeExit(p []byte) (*rexecv1.Exited, error) {
-	if len(p) != ExitLen {
-		return nil, fmt.Errorf("exit frame of %d bytes, want %d", len(p), ExitLen)
+	if len(p) < exitLenV1 {
+		return nil, fmt.Errorf("exit frame of %d bytes, want at least %d", len(p), exitLenV1)
 	}
 	be := binary.BigEndian
 	sig := int(p[4])
@@ -210,6 +217,10 @@ func decodeExit(p []byte) (*rexecv1.Exited, error) {
 	e.DroppedBytes = be.Uint64(p[15:23])
 	e.StdoutBytes = be.Uint64(p[23:31])
 	e.StderrBytes = be.Uint64(p[31:39])
+	if len(p) > 39 {
+		e.SentSignalNumber = int32(p[39])
+		e.SentSignal = runner.SignalName(int(p[39]))
+	}
 	return e, nil
 }
 
@@ -225,3 +236,7 @@ func splitSeq(p []byte) (uint64, []byte, error) {
 	}
 	return binary.BigEndian.Uint64(p), p[8:], nil
 }
+
+// DecodeExit decodes an exit frame's payload (the exit record) into the
+// message the gRPC client returns, for clients that read frames by hand.
+func DecodeExit(p []byte) (*rexecv1.Exited, error) { return decodeExit(p) }

@@ -23,7 +23,8 @@ func TestReloadActsOnOpenConnections(t *testing.T) {
 	removed, _ := interceptors.GenerateKey("removed")
 	rekeyed, _ := interceptors.GenerateKey("rekeyed")
 	narrowed, _ := interceptors.GenerateKey("narrowed")
-	s := start(t, rawsock.Config{}, removed, rekeyed, narrowed)
+	bound, _ := interceptors.GenerateKey("bound")
+	s := start(t, rawsock.Config{}, removed, rekeyed, narrowed, bound)
 	ctx := context.Background()
 	dial := func(k *interceptors.Key) *rawsock.Client {
 		c, err := rawsock.Dial(ctx, s.addr, k)
@@ -36,13 +37,16 @@ func TestReloadActsOnOpenConnections(t *testing.T) {
 		}
 		return c
 	}
-	cRemoved, cRekeyed, cNarrowed, cKept := dial(removed), dial(rekeyed), dial(narrowed), dial(s.key)
+	cRemoved, cRekeyed, cNarrowed, cBound, cKept := dial(removed), dial(rekeyed), dial(narrowed), dial(bound), dial(s.key)
 
 	newSecret, _ := interceptors.GenerateKey("rekeyed")
 	s.ring.Replace([]*interceptors.Key{
 		s.key,
 		newSecret,
 		{ID: "narrowed", Secret: narrowed.Secret, Scopes: []string{interceptors.ScopeEcho}},
+		// cert= binds the key to a client certificate, which a raw
+		// connection cannot carry: it no longer authenticates this one.
+		{ID: "bound", Secret: bound.Secret, Scopes: []string{interceptors.ScopeExec}, Cert: "alice"},
 	})
 
 	run := func(c *rawsock.Client) error {
@@ -56,7 +60,7 @@ func TestReloadActsOnOpenConnections(t *testing.T) {
 		}
 		return 0
 	}
-	for name, c := range map[string]*rawsock.Client{"removed": cRemoved, "rekeyed": cRekeyed} {
+	for name, c := range map[string]*rawsock.Client{"removed": cRemoved, "rekeyed": cRekeyed, "bound to a certificate": cBound} {
 		if err := run(c); code(err) != rawsock.CodeUnauthenticated {
 			t.Errorf("%s key, command after the reload: %v, want Unauthenticated", name, err)
 		}

@@ -239,6 +239,9 @@ func (c *conn) serve() {
 	// Closing the connection cancels its context, and so kills its command.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer c.runs.Wait()
+	// Before waiting for the pump: one blocked writing to a client that
+	// stopped reading (and sent a bad frame, or half-closed) fails at once.
+	defer c.nc.Close()
 	defer cancel(errors.New("connection closed"))
 	rd := NewReader(c.nc, c.s.cfg.MaxFrame)
 	for {
@@ -293,11 +296,12 @@ func (c *conn) armIdleLocked() {
 
 // liveKey is the connection's key as the key ring holds it now, so that a
 // reload (SIGHUP) acts on open connections too: new scopes apply to the
-// next frame, and a key removed from the file, or given another secret,
-// no longer authenticates the connection (errKeyRevoked).
+// next frame, and a key removed from the file, given another secret, or
+// bound to a client certificate (cert=, which a raw connection cannot
+// carry) no longer authenticates the connection (errKeyRevoked).
 func (c *conn) liveKey() (*interceptors.Key, error) {
 	k := c.s.cfg.Keys.Lookup(c.key.ID)
-	if k == nil || subtle.ConstantTimeCompare(k.Secret, c.key.Secret) != 1 {
+	if k == nil || subtle.ConstantTimeCompare(k.Secret, c.key.Secret) != 1 || interceptors.CheckConn(k, nil) != nil {
 		return nil, errKeyRevoked{c.key.ID}
 	}
 	return k, nil
