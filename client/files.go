@@ -209,29 +209,67 @@ func (c *Client) UploadFile(ctx context.Context, f io.ReaderAt, fi fs.FileInfo, 
 }
 
 // sendChunks reads f from off to size, hashes it into h and sends it in
-// chunks, waiting whenever Window bytes are unacknowledged.
+// chunks, waiting whenever Window bytes are unacknowledged. Reading and
+// hashing run a chunk or two ahead of sending, on their own goroutine, so
+// that hashing one chunk overlaps sending the last.
 func (c *Client) sendChunks(stream rexecv1.FileService_UploadClient, f io.ReaderAt, off, size int64, h hash.Hash, acks *ackWindow, chunkSize int) error {
-	buf := make([]byte, chunkSize)
-	chunk := &rexecv1.Chunk{}
-	msg := &rexecv1.UploadRequest{Kind: &rexecv1.UploadRequest_Chunk{Chunk: chunk}}
-	for off < size {
-		n := int(min(int64(len(buf)), size-off))
-		if err := acks.wait(off, int64(n)); err != nil {
-			return err
-		}
-		if _, err := f.ReadAt(buf[:n], off); err != nil {
-			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("the source is shorter than its %d bytes (it shrank while it was sent)", size)
+	type chunk struct {
+		off int64
+		buf []byte
+	}
+	const ahead = 3
+	free := make(chan []byte, ahead)
+	for range ahead {
+		free <- make([]byte, chunkSize)
+	}
+	ready := make(chan chunk, ahead)
+	stop := make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ready)
+		for pos := off; pos < size; {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
 			}
+			n := int(min(int64(len(buf)), size-pos))
+			if _, err := f.ReadAt(buf[:n], pos); err != nil {
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("the source is shorter than its %d bytes (it shrank while it was sent)", size)
+				}
+				readErr <- err
+				return
+			}
+			h.Write(buf[:n])
+			ready <- chunk{pos, buf[:n]}
+			pos += int64(n)
+		}
+	}()
+	defer func() {
+		close(stop)
+		for range ready { // let the reader end before h is read
+		}
+	}()
+	msg := &rexecv1.Chunk{}
+	req := &rexecv1.UploadRequest{Kind: &rexecv1.UploadRequest_Chunk{Chunk: msg}}
+	for ch := range ready {
+		n := int64(len(ch.buf))
+		if err := acks.wait(ch.off, n); err != nil {
 			return err
 		}
-		h.Write(buf[:n])
-		chunk.Offset, chunk.Data = off, buf[:n]
-		if err := stream.Send(msg); err != nil {
+		msg.Offset, msg.Data = ch.off, ch.buf
+		if err := stream.Send(req); err != nil {
 			return err // io.EOF: the server ended the stream; Recv says why
 		}
-		off += int64(n)
-		acks.sent(off)
+		acks.sent(ch.off + n)
+		free <- ch.buf[:cap(ch.buf)]
+	}
+	select {
+	case err := <-readErr:
+		return err
+	default:
 	}
 	return nil
 }

@@ -220,31 +220,83 @@ func (s *Service) download(c *callFS, req *rexecv1.DownloadRequest, send func(*r
 	if req.GetLimit() > 0 {
 		end = off + req.GetLimit()
 	}
-	// One buffer and one message for every chunk: Send marshals before it
-	// returns.
-	buf := make([]byte, s.cfg.ChunkSize)
+	// Reading and hashing run a chunk or two ahead of sending, on their own
+	// goroutine, so that hashing one chunk overlaps sending the last. One
+	// message for every chunk: Send marshals before it returns.
+	chunks := readAhead(f, off, end, s.cfg.ChunkSize, h)
+	defer chunks.stop()
 	chunk := &rexecv1.Chunk{}
 	msg := &rexecv1.DownloadResponse{Kind: &rexecv1.DownloadResponse_Chunk{Chunk: chunk}}
-	for end < 0 || off < end {
-		want := len(buf)
-		if end >= 0 {
-			want = int(min(int64(want), end-off))
+	for c := range chunks.ready {
+		chunk.Offset, chunk.Data = c.off, c.buf
+		if err := send(msg); err != nil {
+			return err
 		}
-		n, rerr := f.ReadAt(buf[:want], off)
-		if n > 0 {
-			h.Write(buf[:n])
-			chunk.Offset, chunk.Data = off, buf[:n]
-			if err := send(msg); err != nil {
-				return err
-			}
-			off += int64(n)
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return rerr
-		}
+		off = c.off + int64(len(c.buf))
+		chunks.free <- c.buf[:cap(c.buf)]
+	}
+	if err := chunks.err; err != nil {
+		return err
 	}
 	return send(&rexecv1.DownloadResponse{Kind: &rexecv1.DownloadResponse_Done{Done: &rexecv1.DownloadDone{Sha256: h.Sum(nil), End: off}}})
+}
+
+// reader reads a file ahead of its sender, hashing what it reads.
+type reader struct {
+	ready chan readChunk // closed at the end, or on an error (then err)
+	free  chan []byte
+	done  chan struct{}
+	err   error // set before ready is closed
+}
+
+type readChunk struct {
+	off int64
+	buf []byte
+}
+
+// readAhead reads f from off to end (-1: to EOF) in chunks of size, into
+// h, up to three chunks ahead of the receiver of ready.
+func readAhead(f io.ReaderAt, off, end int64, size int, h io.Writer) *reader {
+	const ahead = 3
+	r := &reader{ready: make(chan readChunk, ahead), free: make(chan []byte, ahead), done: make(chan struct{})}
+	for range ahead {
+		r.free <- make([]byte, size)
+	}
+	go func() {
+		defer close(r.ready)
+		for end < 0 || off < end {
+			var buf []byte
+			select {
+			case buf = <-r.free:
+			case <-r.done:
+				return
+			}
+			want := len(buf)
+			if end >= 0 {
+				want = int(min(int64(want), end-off))
+			}
+			n, err := f.ReadAt(buf[:want], off)
+			if n > 0 {
+				h.Write(buf[:n])
+				r.ready <- readChunk{off, buf[:n]}
+				off += int64(n)
+			}
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				r.err = err
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// stop ends the reader and waits for it, so that its hash is not written
+// after the caller has moved on.
+func (r *reader) stop() {
+	close(r.done)
+	for range r.ready {
+	}
 }
