@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,3 +95,53 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// TestRoundTripLarge: a large random file up and back, sha256 equal.
+// 32 MiB in CI (-race makes it slow); REXEC_LONG=1 makes it 1 GiB (the size).
+func TestRoundTripLarge(t *testing.T) {
+	size := int64(32 << 20)
+	if os.Getenv("REXEC_LONG") != "" {
+		size = 1 << 30
+	}
+	e := startRooted(t, 0)
+	local := t.TempDir()
+	src := filepath.Join(local, "big")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	sum := h.Sum(nil)
+	ctx := context.Background()
+	if up, err := e.c.Upload(ctx, src, "big", client.TransferOptions{}); err != nil || !bytes.Equal(up.SHA256, sum) {
+		t.Fatalf("upload: %v", err)
+	}
+	if !bytes.Equal(fileSumStream(t, filepath.Join(e.root, "big")), sum) {
+		t.Fatal("the server's copy differs")
+	}
+	os.Remove(src)
+	if down, err := e.c.Download(ctx, "big", src, client.TransferOptions{}); err != nil || !bytes.Equal(down.SHA256, sum) {
+		t.Fatalf("download: %v", err)
+	}
+	if !bytes.Equal(fileSumStream(t, src), sum) {
+		t.Fatal("the copy back differs")
+	}
+}
+
+func fileSumStream(t *testing.T, p string) []byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum(nil)
+}
