@@ -281,3 +281,24 @@ func TestFileScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestTopIsKept: the root, "/" and the home directory of a key without a
+// root cannot be removed or renamed, however they are named.
+func TestTopIsKept(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "keep"), []byte("x"), 0o644)
+	srv := testenv.StartServer(t, testenv.Options{Server: server.Config{Files: &files.Config{StateDir: t.TempDir(), Home: home}}})
+	fsc := srv.Client(t, nil).Files()
+	ctx := context.Background()
+	for _, p := range []string{"", ".", home, home + "/", "/", "a/.."} {
+		if _, err := fsc.Remove(ctx, &rexecv1.RemoveRequest{Path: p, Recursive: true}); codeOf(err) != codes.InvalidArgument {
+			t.Errorf("rm -r %q: %v", p, err)
+		}
+		if _, err := fsc.Rename(ctx, &rexecv1.RenameRequest{From: p, To: filepath.Join(t.TempDir(), "moved")}); codeOf(err) != codes.InvalidArgument {
+			t.Errorf("mv %q: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(home, "keep")); err != nil {
+		t.Fatal("the home directory was emptied")
+	}
+}

@@ -51,13 +51,14 @@ func display(p string) string {
 	return p
 }
 
-// isTop reports whether name is the root itself (or, without a root, "/"),
-// which may not be removed or renamed.
+// isTop reports whether name is the root itself (or, without a root, "/"
+// or the home directory, where an empty path leads), which may not be
+// removed, renamed or replaced: `rexec rm -r :` must not empty a home.
 func (c *callFS) isTop(name string) bool {
 	if c.rooted {
 		return filepath.Clean(name) == "."
 	}
-	return name == "/"
+	return name == "/" || name == c.home
 }
 
 // refuseFmt is fmt.Sprintf, kept apart so vet checks refuse's format.
