@@ -53,8 +53,9 @@ type TransferOptions struct {
 	Resume bool
 	// Preserve keeps the source's mode (& 0777) and mtime (cp -p).
 	Preserve bool
-	// ChunkSize is the bytes of one upload message. By default 1 MiB; at
-	// most 2 MiB.
+	// ChunkSize is the bytes of one upload message. By default 256 KiB
+	// less 64 bytes, which fits the server's message buffers with its
+	// framing (files.DefaultChunkSize); at most 2 MiB.
 	ChunkSize int
 	// Window is how many bytes an upload sends ahead of the server's
 	// acknowledgements. It bounds what a broken connection loses: a
@@ -68,7 +69,7 @@ type TransferOptions struct {
 
 func (o *TransferOptions) defaults() {
 	if o.ChunkSize <= 0 || o.ChunkSize > 2<<20 {
-		o.ChunkSize = 1 << 20
+		o.ChunkSize = 256<<10 - 64
 	}
 	if o.Window <= 0 {
 		o.Window = 16 << 20

@@ -257,7 +257,7 @@ type readChunk struct {
 // readAhead reads f from off to end (-1: to EOF) in chunks of size, into
 // h, up to three chunks ahead of the receiver of ready.
 func readAhead(f io.ReaderAt, off, end int64, size int, h io.Writer) *reader {
-	const ahead = 3
+	const ahead = 2
 	r := &reader{ready: make(chan readChunk, ahead), free: make(chan []byte, ahead), done: make(chan struct{})}
 	for range ahead {
 		r.free <- make([]byte, size)

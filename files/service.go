@@ -30,8 +30,8 @@ type Config struct {
 	// loses at most this much of it. Every upload stream also saves its
 	// state when it ends. By default 5s.
 	Checkpoint time.Duration
-	// ChunkSize is the size of a download's chunks. By default 1 MiB; at
-	// most 2 MiB, to stay far from gRPC's 4 MiB message limit.
+	// ChunkSize is the size of a download's chunks. By default
+	// DefaultChunkSize; at most MaxChunk.
 	ChunkSize int
 	// QuotaRescan is how long a walk of a root's tree counts for its quota
 	// before the next upload walks it again (uploads and removals through
@@ -50,8 +50,16 @@ type Config struct {
 	Now func() time.Time
 }
 
-// MaxChunk is the largest chunk a download sends and an upload should send.
+// MaxChunk is the largest chunk a download sends and an upload should
+// send: far from gRPC's 4 MiB message limit.
 const MaxChunk = 2 << 20
+
+// DefaultChunkSize is 256 KiB less 64 bytes: with its framing a chunk
+// message fits the server's 256 KiB message buffers exactly (server's
+// bufferPool), and a GiB is 4097 messages, whose per-message costs do not
+// show beside hashing and copying the bytes (measured: the same CPU per GiB
+// as 1 MiB chunks).
+const DefaultChunkSize = 256<<10 - 64
 
 // Service is the FileService. It is safe for concurrent use.
 type Service struct {
@@ -110,7 +118,7 @@ func New(cfg Config, base context.Context) *Service {
 	def(&cfg.Checkpoint, 5*time.Second)
 	def(&cfg.QuotaRescan, 10*time.Second)
 	if cfg.ChunkSize <= 0 || cfg.ChunkSize > MaxChunk {
-		cfg.ChunkSize = 1 << 20
+		cfg.ChunkSize = DefaultChunkSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

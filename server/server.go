@@ -8,9 +8,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/rexec/rexec/files"
@@ -64,7 +66,30 @@ type Config struct {
 	// Files serves the FileService (package files) when set. Its Keys, for
 	// the sweep of expired partial uploads, default to the Verifier's.
 	Files *files.Config
+	// StreamWindow is the HTTP/2 flow-control window for what a client
+	// sends on one call (an upload, a Session's stdin); a connection's is
+	// twice it. It bounds what the server buffers per call when it reads
+	// slower than the network, and a call's speed to StreamWindow per round
+	// trip (1 MiB: 1 GB/s at 1 ms, 100 MB/s at 10 ms). gRPC's adaptive
+	// windows grow to 16 MiB a call instead: 8 uploads at once then held
+	// 130 MiB of server RSS on loopback. By default 1 MiB.
+	StreamWindow int32
 }
+
+// bufferPool is gRPC's default pool of message buffers (256 B, 4, 16 and
+// 32 KiB, 1 MiB) with a 256 KiB tier added: a file chunk (files.ChunkSize
+// with its framing) then takes a buffer of its size, where the default
+// pool hands it a 1 MiB one — four times the memory for every chunk in
+// flight. Measured, 8 transfers at once (4 up, 4 down, mTLS): 130 MiB of
+// server RSS with 1 MiB chunks and adaptive windows, 87 MiB with 1 MiB
+// windows, 60 MiB with these 256 KiB chunks and buffers.
+var bufferPool = func() mem.BufferPool {
+	p, err := mem.NewBinaryTieredBufferPool(8, 12, 14, 15, 18, 20)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
 
 // Server is rexec's gRPC server.
 type Server struct {
@@ -98,6 +123,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxConcurrentStreams == 0 {
 		cfg.MaxConcurrentStreams = uint32(cfg.Runner.Options().MaxConcurrent) + 256
 	}
+	if cfg.StreamWindow <= 0 {
+		cfg.StreamWindow = 1 << 20
+	}
 	if cfg.MaxHeaderListSize == 0 {
 		cfg.MaxHeaderListSize = 8 << 10
 	}
@@ -109,6 +137,8 @@ func New(cfg Config) *Server {
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.InitialWindowSize(cfg.StreamWindow), grpc.InitialConnWindowSize(2*cfg.StreamWindow),
+		experimental.BufferPool(bufferPool),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
