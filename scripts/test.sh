@@ -11,6 +11,14 @@ export PATH="$PWD/.bin:$PATH"
 
 step "example clients' toolchains: Debian packages and npm ci, pinned (scripts/install-examples.sh)"
 bash scripts/install-examples.sh
+step "Debian packages the tests use (bash-completion: rexec completion bash is tested in a real bash)"
+if [ ! -f /usr/share/bash-completion/bash_completion ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bash-completion
+  else
+    echo "bash-completion is not installed and cannot be installed here: its test will skip" >&2
+  fi
+fi
 
 step "buf lint, and gen/ regenerated with no diff"
 bash scripts/generate.sh

@@ -50,6 +50,13 @@ func TestScripts(t *testing.T) {
 			e.Setenv("REXEC_RAW_ADDR", "")
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "bashcompletion" { // the package rexec's bash completion needs
+				_, err := os.Stat("/usr/share/bash-completion/bash_completion")
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
