@@ -35,6 +35,11 @@ unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 go vet ./...
 
+step "rexec cross-compiles for the laptops it runs on (build only)"
+for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64; do
+  CGO_ENABLED=0 GOOS=${target%/*} GOARCH=${target#*/} go build -trimpath -o /dev/null ./cmd/rexec
+done
+
 step "go test -race (all packages)"
 go test -race -count=1 -timeout 15m ./...
 
