@@ -31,7 +31,7 @@ func Rexec(args []string, env Env) int {
 	c := &command{g: &globals{}, env: env}
 	c.g.defaults(env)
 	root := c.rootCmd()
-	root.SetArgs(args)
+	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)

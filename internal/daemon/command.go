@@ -56,7 +56,7 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.SetVersionTemplate("rexecd {{.Version}}\n")
 	cmd.SetFlagErrorFunc(cliflag.FlagError)
-	cmd.SetArgs(args)
+	cmd.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	registerFlags(cmd, &cfg, getenv)
