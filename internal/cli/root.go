@@ -51,6 +51,14 @@ func Rexec(args []string, env Env) int {
 	return ExitFailure
 }
 
+// Command returns rexec's command tree, for generated documentation (man
+// pages); Rexec runs it.
+func Command(env Env) *cobra.Command {
+	c := &command{g: &globals{}, env: env}
+	c.g.defaults(env)
+	return c.rootCmd()
+}
+
 func (c *command) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "rexec [--addr HOST[:PORT]] [--key-file FILE] COMMAND",

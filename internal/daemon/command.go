@@ -24,6 +24,24 @@ const (
 // a graceful stop (or --help), 1 when serving failed, 2 for a usage error.
 // getenv supplies the environment ($REXEC_KEY_FILE).
 func Rexecd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := Command(stdout, stderr, getenv)
+	cmd.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
+	err := cmd.Execute()
+	var ue *cliflag.UsageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, cliflag.Line(cmd, args, err))
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, "rexecd:", err)
+	return exitFailed
+}
+
+// Command returns rexecd's command, which serves with RunDaemon once its
+// flags are parsed; Rexecd runs it, documentation generators read it.
+func Command(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	var cfg DaemonConfig
 	cmd := &cobra.Command{
 		Use:   "rexecd [flags]",
@@ -56,22 +74,10 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.SetVersionTemplate("rexecd {{.Version}}\n")
 	cmd.SetFlagErrorFunc(cliflag.FlagError)
-	cmd.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	registerFlags(cmd, &cfg, getenv)
-
-	err := cmd.Execute()
-	var ue *cliflag.UsageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, cliflag.Line(cmd, args, err))
-		return exitUsage
-	}
-	fmt.Fprintln(stderr, "rexecd:", err)
-	return exitFailed
+	return cmd
 }
 
 // registerFlags binds rexecd's flags to cfg, with their defaults.
