@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rexec/rexec/client"
 	"github.com/rexec/rexec/internal/cliflag"
 	"github.com/rexec/rexec/internal/version"
 )
@@ -40,7 +41,15 @@ func (c *command) version(clientOnly bool) int {
 		return 0
 	}
 	if _, err := c.dial(); err != nil {
-		return c.fail(err)
+		// No usable key: the server names its version when it refuses a
+		// call, too.
+		tlsOpts, terr := c.g.tls.options()
+		if terr != nil {
+			return c.fail(terr)
+		}
+		if c.cl, err = client.New(c.g.addr, append(tlsOpts, client.WithDialOptions(c.versions.DialOptions()...))...); err != nil {
+			return c.fail(err)
+		}
 	}
 	v, err := c.serverVersion()
 	switch {
