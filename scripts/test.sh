@@ -11,6 +11,7 @@ export PATH="$PWD/.bin:$PATH"
 
 step "example clients' toolchains: Debian packages and npm ci, pinned (scripts/install-examples.sh)"
 bash scripts/install-examples.sh
+
 step "Debian packages the tests use (bash-completion: rexec completion bash is tested in a real bash)"
 if [ ! -f /usr/share/bash-completion/bash_completion ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

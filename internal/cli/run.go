@@ -81,11 +81,8 @@ func (c *command) run(o *runOpts, args []string) int {
 	}
 	so := o.so
 	if o.raw {
-		switch {
-		case so.tty:
+		if so.tty {
 			return c.fail(errors.New("run: -t needs gRPC: the raw transport has no terminal (drop --raw)"))
-		case o.stdin:
-			return c.fail(errors.New("run: -i needs gRPC: the raw transport streams no stdin (drop --raw, or -i)"))
 		}
 		// The raw transport streams stdin unless -n.
 		var stdin io.Reader

@@ -59,7 +59,6 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"run", "-timeout", "5", "--", "true"}, 255, true},
 		{[]string{"-addr", srv.Addr, "run", "--", "true"}, 255, true},
 		{[]string{"run", "-i", "-n", "--", "true"}, 255, true},
-		{[]string{"run", "-i", "--raw", "--", "true"}, 255, true},
 		{[]string{"run", "--env", "NOEQUALS", "--", "true"}, 255, true},
 		{[]string{"shell", "extra"}, 255, true},
 		{[]string{"echo", "--nope"}, 255, true},
