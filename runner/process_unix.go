@@ -205,7 +205,8 @@ func (p *Process) startPipes() error {
 	p.outputs = []*os.File{outR, errR}
 	if size := p.r.opts.PipeSize; size > 0 {
 		_ = control(outR, func(fd int) error {
-			return setPipeSize(fd, size) // best effort: the default size works, only slower
+			_, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size)
+			return err // best effort: the default size works, only slower
 		})
 	}
 	return nil

@@ -53,8 +53,8 @@ fuzz() { # TARGET PACKAGE COUNT [FLAGS...]
   go test -run '^$' -fuzz "^$1\$" -fuzztime "$3x" -fuzzminimizetime 100x "${@:4}" "$2"
 }
 fuzz FuzzFrame ./rawsock 100000
-fuzz FuzzHandshake ./rawsock 60000
-fuzz FuzzCommand ./rawsock 60000
+fuzz FuzzHandshake ./rawsock/rawserver 60000
+fuzz FuzzCommand ./rawsock/rawserver 60000
 
 step "benchmarks, once each, so that they cannot rot"
 go test -run '^$' -bench . -benchtime 1x ./...

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rexec/rexec/internal/cliflag"
 	"github.com/rexec/rexec/internal/version"
-	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // Exit statuses of rexecd.
@@ -103,5 +103,5 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
-	dur(&cfg.RawIdleTimeout, "raw-idle-timeout", rawsock.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
+	dur(&cfg.RawIdleTimeout, "raw-idle-timeout", rawserver.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
 }

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 	"github.com/rexec/rexec/runner"
 )
 
 // rawDaemon is rexecd's raw listener, when --raw-listen is given.
 type rawDaemon struct {
-	srv    *rawsock.Server
+	srv    *rawserver.Server
 	served chan error
 }
 
@@ -51,12 +51,12 @@ func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Ru
 		idle = -1 // never
 	}
 	d := &rawDaemon{
-		srv:    rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run, Logger: log, IdleTimeout: idle}),
+		srv:    rawserver.New(rawserver.Config{Keys: ring, Runner: run, Logger: log, IdleTimeout: idle}),
 		served: make(chan error, 1),
 	}
 	go func() {
 		err := d.srv.Serve(lis)
-		if !errors.Is(err, rawsock.ErrServerClosed) {
+		if !errors.Is(err, rawserver.ErrServerClosed) {
 			log.Error("raw listener failed", "err", err)
 		}
 		d.served <- err
