@@ -8,6 +8,7 @@
 //
 //	svc := files.New(files.Config{StateDir: dir, Audit: audit}, base)
 //	rexecv1.RegisterFileServiceServer(grpcServer, svc)
+//	svc.Start() // the sweep of expired partial uploads
 //	...
 //	svc.Wait(5 * time.Second) // after the gRPC server stopped: uploads checkpoint
 //

@@ -73,8 +73,8 @@ type Service struct {
 	uploads map[string]*upload // by id, while some call holds them
 	stores  map[string]*store  // by callFS.store
 
-	calls   sync.WaitGroup // upload streams and the sweeper
-	stopped chan struct{}
+	calls     sync.WaitGroup // upload streams and the sweeper
+	startOnce sync.Once
 }
 
 // store is the server's bookkeeping for one directory of partial uploads
@@ -126,10 +126,18 @@ func New(cfg Config, base context.Context) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, base: base, uploads: map[string]*upload{}, stores: map[string]*store{}, stopped: make(chan struct{})}
-	s.calls.Add(1)
-	go s.sweeper()
-	return s
+	return &Service{cfg: cfg, base: base, uploads: map[string]*upload{}, stores: map[string]*store{}}
+}
+
+// Start starts the periodic sweep of expired partial uploads (once; more
+// calls do nothing), until base is cancelled. The server calls it when it
+// begins to serve, so that a server built and never served leaves nothing
+// running.
+func (s *Service) Start() {
+	s.startOnce.Do(func() {
+		s.calls.Add(1)
+		go s.sweeper()
+	})
 }
 
 // DefaultStateDir is $XDG_STATE_HOME/rexec, else ~/.local/state/rexec.

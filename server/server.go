@@ -171,7 +171,12 @@ func New(cfg Config) *Server {
 }
 
 // Serve accepts connections on lis until Shutdown or Stop.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+func (s *Server) Serve(lis net.Listener) error {
+	if s.files != nil {
+		s.files.Start()
+	}
+	return s.grpc.Serve(lis)
+}
 
 // GRPC returns the underlying server, e.g. to register more services.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
