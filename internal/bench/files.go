@@ -114,7 +114,9 @@ func filesRows(ctx context.Context, e *Env) ([]Row, error) {
 	dst := filepath.Join(dir, "copy")
 
 	local, err := bestOf(reps, func() (float64, error) {
-		return f.timeCopy(dst, func() error { return runCmd(exec.CommandContext(ctx, "sh", "-c", `cp "$1" "$2" && sync "$2"`, "sh", src, dst)) })
+		return f.timeCopy(dst, func() error {
+			return runCmd(exec.CommandContext(ctx, "sh", "-c", `cp "$1" "$2" && sync "$2"`, "sh", src, dst))
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -300,4 +300,3 @@ func TestCLIKilledMidDownloadResumes(t *testing.T) {
 		t.Errorf("partial files left: %v", parts)
 	}
 }
-
