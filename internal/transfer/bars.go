@@ -16,7 +16,7 @@ import (
 // where the partial transfer was, in another fill, and its rate counts only
 // what moves now.
 func Bars(w io.Writer) Progress {
-	return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))}
+	return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))}
 }
 
 type bars struct{ p *mpb.Progress }
