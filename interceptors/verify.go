@@ -123,8 +123,9 @@ func (v *Verifier) VerifyConn(value, fullMethod string, conn *tls.ConnectionStat
 }
 
 // MethodScope is the default map from a method to its scope: ExecService.Run
-// needs exec, Session needs session, EchoService needs echo, health and
-// reflection need admin; anything else needs a scope no key has.
+// needs exec, Session needs session, EchoService needs echo, FileService's
+// methods files or files-write (fileMethodScopes), health and reflection
+// need admin; anything else needs a scope no key has.
 func MethodScope(fullMethod string) string {
 	switch {
 	case fullMethod == "/rexec.v1.ExecService/Run":
@@ -133,10 +134,33 @@ func MethodScope(fullMethod string) string {
 		return ScopeSession
 	case strings.HasPrefix(fullMethod, "/rexec.v1.EchoService/"):
 		return ScopeEcho
+	case strings.HasPrefix(fullMethod, fileServicePrefix):
+		return fileMethodScopes[strings.TrimPrefix(fullMethod, fileServicePrefix)]
 	case IsAdminMethod(fullMethod):
 		return ScopeAdmin
 	}
 	return ""
+}
+
+const fileServicePrefix = "/rexec.v1.FileService/"
+
+// fileMethodScopes maps each FileService method to its scope. A method not
+// here (a newer one this table forgot) needs a scope no key has.
+var fileMethodScopes = map[string]string{
+	"Stat":          ScopeFiles,
+	"List":          ScopeFiles,
+	"Download":      ScopeFiles,
+	"Usage":         ScopeFiles,
+	"ListUploads":   ScopeFiles,
+	"Mkdir":         ScopeFilesWrite,
+	"Remove":        ScopeFilesWrite,
+	"Rename":        ScopeFilesWrite,
+	"Symlink":       ScopeFilesWrite,
+	"SetAttributes": ScopeFilesWrite,
+	"StartUpload":   ScopeFilesWrite,
+	"Upload":        ScopeFilesWrite,
+	"QueryUpload":   ScopeFilesWrite,
+	"CancelUpload":  ScopeFilesWrite,
 }
 
 // IsAdminMethod reports whether fullMethod is health or reflection.

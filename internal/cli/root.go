@@ -97,6 +97,7 @@ REXEC_KEY_FILE.`,
 	c.g.register(root.PersistentFlags())
 	root.AddCommand(
 		c.runCmd(), c.shellCmd(), c.echoCmd(), c.framesCmd(),
+		c.cpCmd(), c.lsCmd(), c.statCmd(), c.mkdirCmd(), c.rmCmd(), c.mvCmd(), c.dfCmd(),
 		c.tokenCmd(), c.keygenCmd(), c.certsCmd(),
 		c.versionCmd(), c.completionCmd(root),
 	)

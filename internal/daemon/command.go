@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/internal/cliflag"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/rawsock/rawserver"
@@ -104,4 +105,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
 	dur(&cfg.RawIdleTimeout, "raw-idle-timeout", rawserver.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
+	fs.StringVar(&cfg.Files.StateDir, "state-dir", files.DefaultStateDir(), "where partial uploads of keys without root= are kept (in partial/)")
+	dur(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
+	dur(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/runner"
@@ -40,6 +41,9 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// Files configures the file service (--state-dir, --partial-ttl,
+	// --upload-checkpoint).
+	Files files.Config
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -105,7 +109,9 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		cfg.Runner.Guard = guard
 	}
 	run := runner.New(cfg.Runner)
+	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
 	srv := server.New(server.Config{
+		Files:     &cfg.Files,
 		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
 		Runner:    run,
 		Logger:    log,

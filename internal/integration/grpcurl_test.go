@@ -118,7 +118,7 @@ func TestBufLintAndGeneratedCodeFresh(t *testing.T) {
 	if _, stderr, err := run(t, buf, "generate", "--template", tmpl); err != nil {
 		t.Fatalf("buf generate: %v %s", err, stderr)
 	}
-	for _, f := range []string{"exec.pb.go", "exec_grpc.pb.go", "echo.pb.go", "echo_grpc.pb.go"} {
+	for _, f := range []string{"exec.pb.go", "exec_grpc.pb.go", "echo.pb.go", "echo_grpc.pb.go", "files.pb.go", "files_grpc.pb.go"} {
 		got, err1 := os.ReadFile(filepath.Join(dir, "rexec/v1", f))
 		want, err2 := os.ReadFile(filepath.Join(testenv.RepoRoot(), "gen/rexec/v1", f))
 		if err1 != nil || err2 != nil || !bytes.Equal(got, want) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
@@ -36,8 +37,11 @@ type Server struct {
 
 // Options tune StartServer.
 type Options struct {
-	Runner    runner.Options
-	Server    server.Config // Verifier, Runner and Logger are filled in
+	Runner runner.Options
+	// Server is the server's config; Verifier, Runner and Logger are filled
+	// in, and Files (the file service) gets a state directory of the test's
+	// and the server's logs when it is nil.
+	Server    server.Config
 	ExtraKeys []*interceptors.Key
 	Verifier  interceptors.VerifierOptions
 	// Raw also serves the raw socket transport, on its own port, with the
@@ -72,6 +76,15 @@ func StartServer(t testing.TB, o Options) *Server {
 	o.Runner.Audit = log.With("log", "audit")
 	ring := interceptors.NewKeyRing(keys)
 	cfg := o.Server
+	if cfg.Files == nil {
+		cfg.Files = &files.Config{StateDir: t.TempDir()}
+	}
+	if cfg.Files.Audit == nil {
+		cfg.Files.Audit = o.Runner.Audit
+	}
+	if cfg.Files.Logger == nil {
+		cfg.Files.Logger = log
+	}
 	cfg.Runner = runner.New(o.Runner)
 	cfg.Verifier = interceptors.NewVerifier(ring, o.Verifier)
 	cfg.Logger = log
