@@ -18,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -58,7 +57,10 @@ type Option func(*options)
 // only health and reflection (when open) answer.
 func WithKey(key *interceptors.Key) Option { return func(o *options) { o.key = key } }
 
-// WithTLS dials with TLS. By default the connection is plaintext.
+// WithTLS dials with TLS. By default the connection is plaintext. The
+// server's certificate is checked against cfg.ServerName when it is set,
+// else against the host of the address dialed; either way the calls'
+// :authority (which their tokens sign) is the address dialed.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 // WithKeepalive sets how long a connection may be quiet before the client
@@ -87,7 +89,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
-		creds = credentials.NewTLS(o.tls)
+		creds = tlsCreds(o.tls)
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -97,7 +99,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 		dial = append(dial, grpc.WithInitialWindowSize(o.window), grpc.WithInitialConnWindowSize(o.window))
 	}
 	if o.key != nil {
-		dial = append(dial, interceptors.ClientOptions(o.key)...)
+		dial = append(dial, interceptors.ClientOptions(o.key, addr)...)
 	}
 	dial = append(dial, o.dialOpts...)
 	conn, err := grpc.NewClient("passthrough:///"+addr, dial...)

@@ -379,7 +379,7 @@ func (c *command) token(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintln(c.env.Stdout, interceptors.Mint(key, *method, time.Now()))
+	fmt.Fprintln(c.env.Stdout, interceptors.Mint(key, *method, c.g.addr, time.Now()))
 	return 0
 }
 

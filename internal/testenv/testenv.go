@@ -43,16 +43,26 @@ type Options struct {
 	// Raw also serves the raw socket transport, on its own port, with the
 	// same runner and keys.
 	Raw bool
+	// Listen is the gRPC listener's address. By default 127.0.0.1:0.
+	Listen string
+	// Keys replaces the generated key: the server's Key is Keys[0] (so that
+	// several servers can share one key).
+	Keys []*interceptors.Key
 }
 
 // StartServer starts a server on 127.0.0.1:0 and stops it at test cleanup.
 func StartServer(t testing.TB, o Options) *Server {
 	t.Helper()
-	key, err := interceptors.GenerateKey("test")
-	if err != nil {
-		t.Fatal(err)
+	keys := o.Keys
+	if len(keys) == 0 {
+		key, err := interceptors.GenerateKey("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = []*interceptors.Key{key}
 	}
-	keys := append([]*interceptors.Key{key}, o.ExtraKeys...)
+	key := keys[0]
+	keys = append(keys[:len(keys):len(keys)], o.ExtraKeys...)
 	keyFile := filepath.Join(t.TempDir(), "keys")
 	var text bytes.Buffer
 	for _, k := range keys {
@@ -76,7 +86,10 @@ func StartServer(t testing.TB, o Options) *Server {
 	cfg.Verifier = interceptors.NewVerifier(ring, o.Verifier)
 	cfg.Logger = log
 	srv := server.New(cfg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}
