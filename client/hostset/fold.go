@@ -72,7 +72,7 @@ func FoldList(names []string) []string {
 			out = append(out, b.String())
 		}
 	}
-	slices.SortFunc(out, naturalCompare)
+	slices.SortFunc(out, Compare)
 	return out
 }
 
@@ -191,9 +191,9 @@ func compareDigits(a, b string) int {
 	return len(a) - len(b)
 }
 
-// naturalCompare orders strings with their digit runs compared as numbers,
-// so that node9 comes before node10.
-func naturalCompare(a, b string) int {
+// Compare orders names with their digit runs compared as numbers, so that
+// node9 comes before node10 (for slices.SortFunc).
+func Compare(a, b string) int {
 	ta, fa := tokenize(a)
 	tb, fb := tokenize(b)
 	for i := 0; i < len(ta) && i < len(tb); i++ {

@@ -300,17 +300,8 @@ func (c *command) run(args []string) int {
 
 // report prints what the exit status alone does not say, and returns it.
 func (c *command) report(e *rexecv1.Exited) int {
-	switch {
-	case e.GetTimedOut():
-		fmt.Fprintf(c.env.Stderr, "rexec: command timed out after %v and was killed\n", e.GetDuration().AsDuration().Round(time.Millisecond))
-	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
-		fmt.Fprintln(c.env.Stderr, "rexec: the server shut down and killed the command")
-	}
-	if e.GetDroppedBytes() > 0 {
-		fmt.Fprintf(c.env.Stderr, "rexec: output budget reached: %d bytes dropped\n", e.GetDroppedBytes())
-	}
-	if e.GetOutputIncomplete() {
-		fmt.Fprintln(c.env.Stderr, "rexec: the command exited but a background process held its output open; the rest was not read")
+	for _, n := range client.ExitNotes(e) {
+		fmt.Fprintln(c.env.Stderr, n)
 	}
 	return client.ExitStatus(e)
 }

@@ -155,7 +155,9 @@ func TestAttackMatrix(t *testing.T) {
 	wrongSecret, _ := interceptors.GenerateKey(srv.Key.ID) // same id, other secret
 	ghost, _ := interceptors.GenerateKey("ghost")
 	now := time.Now()
-	mint := func(k *interceptors.Key, method string, at time.Time) string { return interceptors.Mint(k, method, srv.Addr, at) }
+	mint := func(k *interceptors.Key, method string, at time.Time) string {
+		return interceptors.Mint(k, method, srv.Addr, at)
+	}
 
 	_, port, _ := net.SplitHostPort(srv.Addr)
 
