@@ -24,6 +24,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/argtext"
 )
 
 // ErrLostMidCommand wraps the error of a call whose connection broke after
@@ -37,6 +38,7 @@ const DefaultAddr = "127.0.0.1:50051"
 
 // Client is a connection to one rexec server. It is safe for concurrent use.
 type Client struct {
+	addr string
 	conn *grpc.ClientConn
 	exec rexecv1.ExecServiceClient
 	echo rexecv1.EchoServiceClient
@@ -106,7 +108,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rexec: dial %s: %w", addr, err)
 	}
-	return &Client{conn: conn, exec: rexecv1.NewExecServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
+	return &Client{addr: addr, conn: conn, exec: rexecv1.NewExecServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
 }
 
 // Close closes the connection.
@@ -123,7 +125,7 @@ func (c *Client) Exec() rexecv1.ExecServiceClient { return c.exec }
 func (c *Client) Echo(ctx context.Context, msg string, upper bool) (string, error) {
 	resp, err := c.echo.Echo(ctx, &rexecv1.EchoRequest{Message: msg, Upper: upper})
 	if err != nil {
-		return "", err
+		return "", c.wrongPort(err)
 	}
 	return resp.GetMessage(), nil
 }
@@ -135,15 +137,21 @@ func (c *Client) EchoStream(ctx context.Context) (rexecv1.EchoService_EchoStream
 
 // Run runs req and copies its stdout and stderr to the writers as the chunks
 // arrive. It returns the Exited event, or an error when rexec itself failed
-// (a gRPC status, a broken stream, a writer's error).
+// (a gRPC status, a broken stream, a writer's error; an *argtext.Error,
+// before anything is sent, for a word of req that is not UTF-8; a
+// *WrongPortError when the address is rexecd's raw port).
 func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	if err := argtext.Check(req); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a writer's error ends the call, and so the command
 	stream, err := c.exec.Run(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, c.wrongPort(err)
 	}
-	return Receive(stream.Recv, stdout, stderr)
+	exited, err := Receive(stream.Recv, stdout, stderr)
+	return exited, c.wrongPort(err)
 }
 
 // Receive reads the events of a Run or Session with recv until Exited,
@@ -192,8 +200,14 @@ func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), s
 }
 
 // ExitStatus is the status a shell would report for e: the exit code, or
-// 128+N when signal N killed the command.
+// 128+N when signal N killed the command. When rexec ended the command (its
+// timeout, a shutdown) it is 128+N of the signal rexec sent, even if the
+// command handled that signal and exited by itself: 143 for TERM, 137 for
+// KILL.
 func ExitStatus(e *rexecv1.Exited) int {
+	if e.GetSentSignalNumber() > 0 {
+		return 128 + int(e.GetSentSignalNumber())
+	}
 	if e.GetSignalNumber() > 0 {
 		return 128 + int(e.GetSignalNumber())
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/internal/argtext"
 )
 
 // StdinChunk is the most stdin bytes one Session message carries. 128 KiB
@@ -35,6 +36,7 @@ var ErrSessionEnded = errors.New("rexec: the session has ended")
 // command is not reading: a command that never reads stdin never makes the
 // client buffer more than a chunk or two.
 type Session struct {
+	c      *Client
 	stream rexecv1.ExecService_SessionClient
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -58,14 +60,17 @@ type Session struct {
 // nothing typed); its goroutine ends when that Read returns, and the data is
 // dropped.
 func (c *Client) OpenSession(ctx context.Context, start *rexecv1.SessionStart, stdin io.Reader) (*Session, error) {
+	if err := argtext.CheckSession(start); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.exec.Session(ctx)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, c.wrongPort(err)
 	}
 	s := &Session{
-		stream: stream, ctx: ctx, cancel: cancel,
+		c: c, stream: stream, ctx: ctx, cancel: cancel,
 		signals:  make(chan rexecv1.Signal, 1),
 		resized:  make(chan struct{}, 1),
 		chunks:   make(chan []byte),
@@ -74,7 +79,7 @@ func (c *Client) OpenSession(ctx context.Context, start *rexecv1.SessionStart, s
 	}
 	if err := stream.Send(&rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Start{Start: start}}); err != nil && !errors.Is(err, io.EOF) {
 		cancel()
-		return nil, err
+		return nil, c.wrongPort(err)
 	} // io.EOF: the server ended the call; Wait's Recv says why
 	if stdin == nil {
 		close(s.chunks)
@@ -153,7 +158,7 @@ func (s *Session) Wait(stdout, stderr io.Writer) (*rexecv1.Exited, error) {
 		err = s.readErr // the cause of the call's cancellation, if any
 	}
 	s.mu.Unlock()
-	return exited, err
+	return exited, s.c.wrongPort(err)
 }
 
 // readStdin reads stdin into the free buffers and hands them to the sender.

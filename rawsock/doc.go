@@ -10,6 +10,8 @@
 //	if err != nil { ... }             // unreachable, or the key was refused
 //	defer c.Close()
 //	exited, err := c.Run(ctx, &rexecv1.RunRequest{Shell: "uname -a"}, os.Stdout, os.Stderr)
+//	// or, with stdin streamed to the command and EOF at its end:
+//	exited, err = c.RunStdin(ctx, &rexecv1.RunRequest{Shell: "sort"}, os.Stdin, os.Stdout, os.Stderr)
 //
 // A server shares its runner with the gRPC server, so that both count against
 // one --max-concurrent:

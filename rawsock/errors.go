@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/rexec/rexec/runner"
 )
@@ -14,8 +15,9 @@ import (
 // gRPC's codes so that both transports read the same to a user.
 type Code byte
 
-// The error codes. After CodeProtocol the server closes the connection; after
-// the others the connection stays usable.
+// The error codes. After CodeProtocol and CodeUnauthenticated the server
+// closes the connection, and after a CodeUnavailable that says the
+// connection was idle; after the others the connection stays usable.
 const (
 	CodeInvalidArgument    Code = 1
 	CodeFailedPrecondition Code = 2
@@ -26,13 +28,17 @@ const (
 	CodeInternal           Code = 7
 	CodeCanceled           Code = 8
 	CodeDeadlineExceeded   Code = 9
+	// CodeUnauthenticated: the connection's key is no longer in the
+	// server's key file (or has another secret); the server closes the
+	// connection after it.
+	CodeUnauthenticated Code = 10
 )
 
 var codeNames = map[Code]string{
 	CodeInvalidArgument: "InvalidArgument", CodeFailedPrecondition: "FailedPrecondition",
 	CodeResourceExhausted: "ResourceExhausted", CodeUnavailable: "Unavailable",
 	CodePermissionDenied: "PermissionDenied", CodeProtocol: "ProtocolError", CodeInternal: "Internal",
-	CodeCanceled: "Canceled", CodeDeadlineExceeded: "DeadlineExceeded",
+	CodeCanceled: "Canceled", CodeDeadlineExceeded: "DeadlineExceeded", CodeUnauthenticated: "Unauthenticated",
 }
 
 func (c Code) String() string {
@@ -64,13 +70,38 @@ type errProtocol struct{ msg string }
 
 func (e errProtocol) Error() string { return e.msg }
 
+// errKeyRevoked is a frame on a connection whose key a reload removed (or
+// gave another secret): what the connection proved no longer authenticates
+// anyone, as a gRPC call with that key would be Unauthenticated. Every
+// later frame would be refused the same way, so the connection is closed:
+// a new handshake is the way on. A key whose scopes shrank is not revoked:
+// it gets PermissionDenied for what it may no longer do.
+type errKeyRevoked struct{ keyID string }
+
+func (e errKeyRevoked) Error() string {
+	return fmt.Sprintf("key %q is no longer in the server's key file (it was removed or changed since this connection's handshake); closing the connection", e.keyID)
+}
+
+// errIdle closes an authenticated connection that was idle too long.
+type errIdle struct{ after time.Duration }
+
+func (e errIdle) Error() string {
+	return fmt.Sprintf("the connection ran no command for %v; closing it (rexecd --raw-idle-timeout): dial again", e.after)
+}
+
+// errClientGone ends a connection whose client closed it while the server
+// was not reading it (a command's stdin was full).
+var errClientGone = errors.New("the client closed the connection")
+
 // errorFrame is the one place where runner and transport errors become error
 // frames: the raw twin of the gRPC server's toStatus.
 func errorFrame(err error) *Error {
 	var (
-		fe    *runner.FieldError
-		scope errNoScope
-		proto errProtocol
+		fe      *runner.FieldError
+		scope   errNoScope
+		proto   errProtocol
+		revoked errKeyRevoked
+		idle    errIdle
 	)
 	switch {
 	case errors.As(err, &proto), errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrEmptyFrame), errors.Is(err, ErrUnknownType):
@@ -81,6 +112,10 @@ func errorFrame(err error) *Error {
 		return &Error{CodeInvalidArgument, "invalid request: " + fe.Error()}
 	case errors.As(err, &scope):
 		return &Error{CodePermissionDenied, scope.Error()}
+	case errors.As(err, &revoked):
+		return &Error{CodeUnauthenticated, revoked.Error()}
+	case errors.As(err, &idle):
+		return &Error{CodeUnavailable, idle.Error()}
 	case errors.Is(err, runner.ErrTooManyCommands):
 		return &Error{CodeResourceExhausted, err.Error() + " (the server's --max-concurrent): retry later"}
 	case errors.Is(err, runner.ErrShutdown):

@@ -4,9 +4,12 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/rexec/rexec/interceptors"
 )
@@ -42,6 +45,10 @@ const (
 // proof; the server does not say which.
 var ErrRefused = errors.New("handshake refused")
 
+// ErrGRPCPort is the client's view of a server that greets as HTTP/2 does:
+// rexecd's gRPC port, not its raw one.
+var ErrGRPCPort = errors.New("the server speaks gRPC (HTTP/2), not rexec's raw protocol")
+
 // Proof is the client's answer to challenge with key.
 func Proof(secret, challenge []byte, keyID string) [MACLen]byte {
 	m := hmac.New(sha256.New, secret)
@@ -68,7 +75,10 @@ func readAnswer(r io.Reader) (string, [MACLen]byte, error) {
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return "", proof, fmt.Errorf("read key id length: %w", err)
 	}
-	if n[0] == 0 || n[0] > MaxKeyIDLen {
+	switch {
+	case n[0] == 'P':
+		return "", proof, errors.New("the client sent 'P', as an HTTP/2 (gRPC) client's preface begins: a gRPC client at the raw port")
+	case n[0] == 0 || n[0] > MaxKeyIDLen:
 		return "", proof, fmt.Errorf("key id length %d, want 1 to %d", n[0], MaxKeyIDLen)
 	}
 	var buf [MaxKeyIDLen + MACLen]byte
@@ -132,11 +142,18 @@ func newChallenge() [ChallengeLen]byte {
 // clientHandshake runs the client's side over rw.
 func clientHandshake(rw io.ReadWriter, key *interceptors.Key) error {
 	var hello [1 + ChallengeLen]byte
-	if _, err := io.ReadFull(rw, hello[:]); err != nil {
+	if _, err := io.ReadFull(rw, hello[:1]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("no greeting from the server: %w (rexec's raw listener greets at once; "+
+				"a gRPC port with TLS waits for the client to speak first)", err)
+		}
 		return fmt.Errorf("read challenge: %w", err)
 	}
 	if hello[0] != Version {
-		return fmt.Errorf("server speaks raw protocol version %d, this client %d", hello[0], Version)
+		return notRaw(rw, hello[0])
+	}
+	if _, err := io.ReadFull(rw, hello[1:]); err != nil {
+		return fmt.Errorf("read challenge: %w", noEOF(err))
 	}
 	if len(key.ID) == 0 || len(key.ID) > MaxKeyIDLen {
 		return fmt.Errorf("key id %q: 1 to %d bytes", key.ID, MaxKeyIDLen)
@@ -153,4 +170,22 @@ func clientHandshake(rw io.ReadWriter, key *interceptors.Key) error {
 		return ErrRefused
 	}
 	return nil
+}
+
+// notRaw says what a server whose first byte is not this protocol's version
+// speaks. An HTTP/2 server (rexecd's gRPC port) sends a SETTINGS frame
+// first: a 9-byte header whose length is small (first byte 0), type 4, and
+// stream 0. The rest of the header comes with the first byte, so reading it
+// waits at most a moment.
+func notRaw(r io.Reader, first byte) error {
+	var h [8]byte // the frame header after its first byte
+	if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Now().Add(2 * time.Second))
+	}
+	n, _ := io.ReadFull(r, h[:])
+	const settings = 0x4
+	if first == 0 && n == len(h) && h[2] == settings && binary.BigEndian.Uint32(h[4:])&0x7fffffff == 0 {
+		return ErrGRPCPort
+	}
+	return fmt.Errorf("the server's greeting begins 0x%02x, not raw protocol version %d: another version, or not rexec's raw port", first, Version)
 }

@@ -2,11 +2,13 @@ package rawsock
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,17 +29,30 @@ type Config struct {
 	// HandshakeTimeout drops a client that has not finished the handshake in
 	// this long (slowloris). By default 5s.
 	HandshakeTimeout time.Duration
-	// MaxUnauthenticated bounds the connections still in their handshake;
-	// more are closed at once. By default 64.
+	// MaxUnauthenticated bounds the connections still in their handshake. A
+	// new connection past it evicts (closes) the oldest one, so that idle
+	// connections cannot lock out a client that answers promptly. By
+	// default 64.
 	MaxUnauthenticated int
+	// MaxUnauthenticatedPerHost bounds those from one source address (an
+	// IPv4 address, an IPv6 /64): a new one past it evicts that host's
+	// oldest, never another host's. By default half of MaxUnauthenticated.
+	MaxUnauthenticatedPerHost int
+	// IdleTimeout closes an authenticated connection that runs no command
+	// and sends no frame for this long, after an error frame (Unavailable)
+	// that says so. By default 5m; negative: never.
+	IdleTimeout time.Duration
 	// MaxFrame bounds a frame a client sends. By default DefaultMaxFrame.
 	MaxFrame int
 }
 
+// DefaultIdleTimeout is Config.IdleTimeout's default.
+const DefaultIdleTimeout = 5 * time.Minute
+
 // Server serves the raw protocol.
 type Server struct {
-	cfg    Config
-	unauth chan struct{}
+	cfg Config
+	hs  *handshakeTable
 	// base is cancelled, with runner.ErrShutdown as its cause, when the
 	// shutdown grace has passed: every running command is then killed.
 	base     context.Context
@@ -61,10 +76,16 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxUnauthenticated <= 0 {
 		cfg.MaxUnauthenticated = 64
 	}
+	if cfg.MaxUnauthenticatedPerHost <= 0 {
+		cfg.MaxUnauthenticatedPerHost = max(cfg.MaxUnauthenticated/2, 1)
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = DefaultMaxFrame
 	}
-	s := &Server{cfg: cfg, unauth: make(chan struct{}, cfg.MaxUnauthenticated),
+	s := &Server{cfg: cfg, hs: newHandshakeTable(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerHost),
 		lis: map[net.Listener]bool{}, conns: map[*conn]bool{}}
 	s.base, s.stopCmds = context.WithCancelCause(context.Background())
 	return s
@@ -105,25 +126,21 @@ func (s *Server) Serve(lis net.Listener) error {
 			}
 			return fmt.Errorf("rawsock: accept: %w", err)
 		}
-		select {
-		case s.unauth <- struct{}{}:
-		default:
-			s.cfg.Logger.Warn("raw connection dropped: too many in their handshake",
-				"peer", nc.RemoteAddr().String(), "limit", cap(s.unauth))
-			nc.Close()
-			continue
-		}
 		c := &conn{s: s, nc: nc, peer: nc.RemoteAddr().String()}
 		s.mu.Lock()
 		if s.draining {
 			s.mu.Unlock()
-			<-s.unauth
 			nc.Close()
 			continue
 		}
 		s.conns[c] = true
 		s.wg.Add(1)
 		s.mu.Unlock()
+		var victim *pending
+		c.pend, victim = s.hs.add(nc)
+		if victim != nil {
+			victim.nc.Close() // its goroutine logs it
+		}
 		go c.serve()
 	}
 }
@@ -186,7 +203,8 @@ type conn struct {
 	s    *Server
 	nc   net.Conn
 	peer string
-	key  *interceptors.Key
+	pend *pending          // its entry in the handshake table
+	key  *interceptors.Key // as the handshake proved it; see liveKey
 
 	wmu sync.Mutex // frames are written by the reader and by the command's pump
 
@@ -206,7 +224,11 @@ func (c *conn) serve() {
 		c.s.wg.Done()
 	}()
 	key, err := c.handshake()
-	<-c.s.unauth
+	if evicted, total := c.s.hs.remove(c.pend); evicted {
+		c.s.cfg.Logger.Warn("raw handshake abandoned: evicted by a newer connection (too many in their handshake)",
+			"peer", c.peer, "limit", c.s.cfg.MaxUnauthenticated, "per_host", c.s.cfg.MaxUnauthenticatedPerHost, "evicted_total", total)
+		return
+	}
 	if err != nil {
 		c.s.cfg.Logger.Warn("raw handshake failed", "peer", c.peer, "err", err)
 		return
@@ -217,23 +239,72 @@ func (c *conn) serve() {
 	// Closing the connection cancels its context, and so kills its command.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer c.runs.Wait()
+	// Before waiting for the pump: one blocked writing to a client that
+	// stopped reading (and sent a bad frame, or half-closed) fails at once.
+	defer c.nc.Close()
 	defer cancel(errors.New("connection closed"))
 	rd := NewReader(c.nc, c.s.cfg.MaxFrame)
 	for {
+		c.armIdle()
 		f, err := rd.Next()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errIdle{c.s.cfg.IdleTimeout}
+		}
 		if err == nil {
 			err = c.dispatch(ctx, f)
 		}
 		if err == nil {
 			continue
 		}
-		var proto errProtocol
-		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrUnknownType) || errors.As(err, &proto) {
+		var (
+			proto   errProtocol
+			revoked errKeyRevoked
+			idle    errIdle
+		)
+		switch {
+		case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrUnknownType) || errors.As(err, &proto):
 			c.s.cfg.Logger.Warn("raw connection closed: protocol error", "peer", c.peer, "err", err)
 			_ = c.writeError(err)
+		case errors.As(err, &revoked):
+			c.s.cfg.Logger.Warn("raw connection closed: its key was removed or changed by a reload", "peer", c.peer, "key_id", c.key.ID)
+			_ = c.writeError(err)
+		case errors.As(err, &idle):
+			c.s.cfg.Logger.Info("raw connection closed: idle", "peer", c.peer, "key_id", c.key.ID, "after", idle.after)
+			_ = c.writeError(err)
+		case errors.Is(err, errClientGone):
+			c.s.cfg.Logger.Debug("raw connection closed by the client while its command's stdin was full", "peer", c.peer)
 		}
 		return
 	}
+}
+
+// armIdle starts the idle timer when no command runs, and stops it when one
+// does (its stdin may be quiet for as long as the command runs).
+func (c *conn) armIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armIdleLocked()
+}
+
+func (c *conn) armIdleLocked() {
+	var t time.Time
+	if c.pumps == 0 && c.s.cfg.IdleTimeout > 0 {
+		t = time.Now().Add(c.s.cfg.IdleTimeout)
+	}
+	_ = c.nc.SetReadDeadline(t)
+}
+
+// liveKey is the connection's key as the key ring holds it now, so that a
+// reload (SIGHUP) acts on open connections too: new scopes apply to the
+// next frame, and a key removed from the file, given another secret, or
+// bound to a client certificate (cert=, which a raw connection cannot
+// carry) no longer authenticates the connection (errKeyRevoked).
+func (c *conn) liveKey() (*interceptors.Key, error) {
+	k := c.s.cfg.Keys.Lookup(c.key.ID)
+	if k == nil || subtle.ConstantTimeCompare(k.Secret, c.key.Secret) != 1 || interceptors.CheckConn(k, nil) != nil {
+		return nil, errKeyRevoked{c.key.ID}
+	}
+	return k, nil
 }
 
 func (c *conn) handshake() (*interceptors.Key, error) {
@@ -269,15 +340,22 @@ func (c *conn) dispatch(ctx context.Context, f Frame) error {
 	switch f.Type {
 	case TypeCommand:
 		if err := c.start(ctx, f.Payload); err != nil {
-			var proto errProtocol
-			if errors.As(err, &proto) {
+			var (
+				proto   errProtocol
+				revoked errKeyRevoked
+			)
+			if errors.As(err, &proto) || errors.As(err, &revoked) {
 				return err
 			}
 			return c.writeError(err)
 		}
 	case TypeEcho:
-		if !c.key.Allows(interceptors.ScopeEcho) {
-			return c.writeError(errNoScope{c.key.ID, interceptors.ScopeEcho})
+		key, err := c.liveKey()
+		if err != nil {
+			return err
+		}
+		if !key.Allows(interceptors.ScopeEcho) {
+			return c.writeError(errNoScope{key.ID, interceptors.ScopeEcho})
 		}
 		if len(f.Payload) == 0 {
 			return errProtocol{"echo frame without its flags byte"}
@@ -296,7 +374,7 @@ func (c *conn) dispatch(ctx context.Context, f Frame) error {
 		if f.Type == TypeStdinClose {
 			_ = p.Stdin().Close()
 		} else {
-			_, _ = p.Stdin().Write(f.Payload) // fails only once the command is gone
+			return c.deliver(p.Stdin(), f.Payload)
 		}
 	case TypeSignal:
 		sig, ok := runner.SignalByName(string(f.Payload))
@@ -323,14 +401,19 @@ func (c *conn) start(ctx context.Context, payload []byte) error {
 		return errProtocol{"a command frame while a command runs: one command at a time per connection"}
 	case draining:
 		return runner.ErrShutdown
-	case !c.key.Allows(interceptors.ScopeExec):
-		return errNoScope{c.key.ID, interceptors.ScopeExec}
+	}
+	key, err := c.liveKey()
+	if err != nil {
+		return err
+	}
+	if !key.Allows(interceptors.ScopeExec) {
+		return errNoScope{key.ID, interceptors.ScopeExec}
 	}
 	spec, _, err := decodeCommand(payload)
 	if err != nil {
 		return err
 	}
-	spec.Audit = []slog.Attr{slog.String("transport", "raw"), slog.String("peer", c.peer), slog.String("key_id", c.key.ID)}
+	spec.Audit = []slog.Attr{slog.String("transport", "raw"), slog.String("peer", c.peer), slog.String("key_id", key.ID)}
 	// The command's context: the connection's, and also cancelled (with the
 	// shutdown cause) when the server's shutdown grace has passed.
 	cctx, cancel := context.WithCancelCause(ctx)
@@ -367,6 +450,7 @@ func (c *conn) idle() {
 	if c.draining && c.pumps == 0 {
 		c.nc.Close()
 	}
+	c.armIdleLocked() // the reader may be waiting for the next frame already
 }
 
 func (c *conn) write(t Type, parts ...[]byte) error {

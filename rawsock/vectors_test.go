@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/runner"
 )
@@ -32,7 +33,8 @@ func vectors() []vector {
 		return b.Bytes()
 	}
 	exit7 := appendExit(nil, &runner.Result{ExitCode: 7, Reason: runner.ReasonExited, Duration: 4500 * time.Microsecond, StdoutBytes: 3, StderrBytes: 4})
-	exitTerm := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 15, Reason: runner.ReasonTimeout, Duration: 2 * time.Second})
+	exitTerm := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 15, Reason: runner.ReasonTimeout, Duration: 2 * time.Second, SentSignal: 15})
+	exitTrapped := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, Duration: 1 * time.Second, SentSignal: 15})
 	return []vector{
 		{"server hello", append([]byte{Version}, challenge[:]...)},
 		{"client answer", appendAnswer(nil, "ops", proof)},
@@ -49,6 +51,7 @@ func vectors() []vector {
 		{"stderr", frame(TypeStderr, []byte{0, 0, 0, 0, 0, 0, 0, 2}, []byte("err\n"))},
 		{"exit 7", frame(TypeExit, exit7)},
 		{"exit by signal", frame(TypeExit, exitTerm)},
+		{"exit after TERM", frame(TypeExit, exitTrapped)},
 		{"error", frame(TypeError, (&Error{CodeFailedPrecondition, `dir: "/nope": no such directory on the server`}).payload())},
 	}
 }
@@ -129,13 +132,51 @@ func TestVectorExitDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		status := int(e.GetExitCode())
-		if e.GetSignalNumber() > 0 {
-			status = 128 + int(e.GetSignalNumber())
+		if want := map[string]int{"exit 7": 7, "exit by signal": 143, "exit after TERM": 143}[v.name]; shellStatus(e) != want {
+			t.Errorf("%s: status %d, want %d", v.name, shellStatus(e), want)
 		}
-		if want := map[string]int{"exit 7": 7, "exit by signal": 143}[v.name]; status != want {
-			t.Errorf("%s: status %d, want %d", v.name, status, want)
+	}
+}
+
+// shellStatus is PROTOCOL.md's rule for the status a shell reports.
+func shellStatus(e *rexecv1.Exited) int {
+	switch {
+	case e.GetSentSignalNumber() > 0:
+		return 128 + int(e.GetSentSignalNumber())
+	case e.GetSignalNumber() > 0:
+		return 128 + int(e.GetSignalNumber())
+	}
+	return int(e.GetExitCode())
+}
+
+// TestExitRecordVersions: a reader takes the first version's 39-byte record
+// (no sent signal) and a longer one from a newer server (bytes past the
+// fields it knows are ignored); a shorter one is an error.
+func TestExitRecordVersions(t *testing.T) {
+	rec := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, SentSignal: 9, StderrBytes: 5})
+	if len(rec) != ExitLen || ExitLen != 40 {
+		t.Fatalf("record of %d bytes, ExitLen %d, want 40", len(rec), ExitLen)
+	}
+	for _, tc := range []struct {
+		name   string
+		p      []byte
+		sent   int32
+		status int
+	}{
+		{"v1, 39 bytes", rec[:39], 0, 0},
+		{"this version", rec, 9, 137},
+		{"a newer one", append(append([]byte{}, rec...), 1, 2, 3), 9, 137},
+	} {
+		e, err := decodeExit(tc.p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
 		}
+		if e.GetSentSignalNumber() != tc.sent || shellStatus(e) != tc.status || e.GetStderrBytes() != 5 {
+			t.Errorf("%s: %v, want sent signal %d, status %d", tc.name, e, tc.sent, tc.status)
+		}
+	}
+	if _, err := decodeExit(rec[:38]); err == nil {
+		t.Error("a 38-byte exit record decoded")
 	}
 }
 

@@ -22,6 +22,9 @@ func (p *Process) auditStart() {
 	)...)
 }
 
+// auditEnd is written as the command's slot is freed, before its client
+// has Exited: it depends on no client, so every started command has one,
+// also when a shutdown closes a client that stopped reading.
 func (p *Process) auditEnd(r *Result, sinkErr error) {
 	l := p.r.opts.Audit
 	if l == nil {
@@ -33,11 +36,13 @@ func (p *Process) auditEnd(r *Result, sinkErr error) {
 		slog.Int("exit_code", r.ExitCode),
 		slog.String("signal", r.SignalName),
 		slog.String("reason", r.Reason.String()),
+		slog.String("sent_signal", r.SentSignalName),
 		slog.Duration("duration", r.Duration),
 		slog.Int64("stdout_bytes", r.StdoutBytes),
 		slog.Int64("stderr_bytes", r.StderrBytes),
 		slog.Int64("dropped_bytes", r.Dropped),
 		slog.Bool("output_incomplete", r.OutputIncomplete),
+		slog.Int64("unread_bytes", r.Unread),
 	)
 	if sinkErr != nil {
 		attrs = append(attrs, slog.String("peer_error", sinkErr.Error()))

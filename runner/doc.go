@@ -11,8 +11,14 @@
 //
 // Every command leads its own process group. When ctx is done (the caller
 // went away, the spec's timeout passed, or the server is shutting down — see
-// ErrShutdown) the group gets SIGTERM, then SIGKILL after Options.KillGrace.
-// When the command exits but something it started still holds its output
-// open, output is drained for Options.DrainGrace, then the group is killed and
-// the result says OutputIncomplete. No process of the group outlives Wait.
+// ErrShutdown) the group gets SIGTERM, then SIGKILL after Options.KillGrace;
+// a terminal is hung up first. When the command exits but something it
+// started still holds its output open Options.DrainGrace later, the group is
+// killed and the result says OutputIncomplete. All of this runs in the
+// command's own lifetime loop, which never waits for the sink: a client that
+// reads nothing cannot hold a command past its timeout, and the command's slot
+// is freed (group killed, leader reaped, audit line written) before Exited is
+// delivered. The leader is reaped only after its group was killed, so a
+// signal never reaches another command through a reused pid. No process of
+// the group outlives the command's end.
 package runner

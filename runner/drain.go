@@ -9,8 +9,10 @@ import (
 // the raw socket stop alike. It waits up to grace for done (every call has
 // ended). Then it cancels the running commands with cancel(ErrShutdown), and
 // waits for done the runner's KillGrace and DrainGrace (and 2s) more: what a
-// killed command needs to end and report it. Then it calls force, which
-// closes whatever is left.
+// killed command needs to end and report it. Then, if calls are left (a
+// client that does not read its stream), it waits until every command has
+// ended and written its audit line, which does not depend on any client, and
+// calls force, which closes whatever is left.
 func (r *Runner) Drain(grace time.Duration, done <-chan struct{}, cancel context.CancelCauseFunc, force func()) {
 	t := time.NewTimer(grace)
 	defer t.Stop()
@@ -24,6 +26,7 @@ func (r *Runner) Drain(grace time.Duration, done <-chan struct{}, cancel context
 	select {
 	case <-done:
 	case <-t.C:
+		r.waitIdle(r.opts.KillGrace + r.opts.DrainGrace)
 		force()
 	}
 }

@@ -44,8 +44,10 @@ type Guard struct {
 	cmd *exec.Cmd
 }
 
-// StartGuard starts the guard process.
+// StartGuard starts the guard process. Like New, it first marks the
+// descriptors this process inherited close-on-exec, so the guard holds none.
 func StartGuard() (*Guard, error) {
+	closeInheritedOnExec()
 	r, w, err := os.Pipe() // close-on-exec: no command inherits w
 	if err != nil {
 		return nil, fmt.Errorf("guard pipe: %w", err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process is a started command. Call Wait exactly once; it releases
-// everything the command holds.
+// Process is a started command. Call Wait exactly once; it delivers the
+// command's events and returns once they are delivered (or the sink failed).
 type Process struct {
 	r      *Runner
 	spec   Spec
@@ -36,14 +37,19 @@ type Process struct {
 	outputs []*os.File // read ends: stdout, stderr; or the pty master alone
 	stdin   *os.File   // write end of stdin (or the pty master), when open
 	tty     *os.File   // the pty master, in tty mode
+	group   *group     // the process group: every signal goes through it
 
-	chunks  chan chunk
-	stop    chan struct{} // closed when Wait is done with the readers
+	chunks  chan chunk    // readers → lifetime loop
+	events  chan event    // lifetime loop → Wait's delivery (see delivery.go)
+	stop    chan struct{} // closed when the loop stops reading
 	readers sync.WaitGroup
-	exited  chan struct{} // closed once cmd.Wait returned
-	state   *os.ProcessState
-	waitErr error
+	unread  atomic.Int64   // bytes readers had read but not handed over when stopped
+	exited  chan struct{}  // closed once the leader has exited (it is reaped later)
 	feeder  sync.WaitGroup // the goroutine copying Spec.Stdin, if any
+
+	res       Result
+	delivered atomic.Uint64         // events the delivery has finished with
+	sinkErr   atomic.Pointer[error] // the sink's first error
 }
 
 type chunk struct {
@@ -54,7 +60,8 @@ type chunk struct {
 
 // Start validates spec, takes a slot and starts the command. It returns a
 // *FieldError for a bad spec, ErrTooManyCommands at the limit, and the cause
-// of ctx when ctx is already done; in each case nothing was started.
+// of ctx when ctx is already done; in each case nothing was started. From
+// here on the command's timeout and ctx act, whenever Wait is called.
 func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := r.opts.check(&spec); err != nil {
 		return nil, err
@@ -89,20 +96,25 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 		r: r, spec: spec, id: newExecID(), ctx: tctx,
 		cancel: func(err error) { cancel(err); tcancel() },
 		chunks: make(chan chunk),
+		events: make(chan event),
 		stop:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
+	p.res = Result{ExecID: p.id, Reason: ReasonExited}
 
+	env := append(r.environ[:len(r.environ):len(r.environ)], spec.Env...)
+	if spec.TTY != nil {
+		env = append(env, "TERM="+termOf(spec.TTY))
+	}
 	var cmd *exec.Cmd
 	if spec.Shell != "" {
 		cmd = exec.Command("/bin/sh", "-c", spec.Shell)
 	} else {
-		cmd = exec.Command(spec.Argv[0], spec.Argv[1:]...)
+		// Not exec.Command: it looks argv[0] up in the server's PATH.
+		path, err := lookPath(spec.Argv[0], env)
+		cmd = &exec.Cmd{Path: path, Args: spec.Argv, Err: err}
 	}
-	cmd.Env = append(r.environ[:len(r.environ):len(r.environ)], spec.Env...)
-	if spec.TTY != nil {
-		cmd.Env = append(cmd.Env, "TERM="+termOf(spec.TTY))
-	}
+	cmd.Env = env
 	cmd.Dir = spec.Dir
 	p.cmd = cmd
 
@@ -119,18 +131,21 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 			// reports it as stderr text and an exit status, not an error.
 			p.startErr = err
 			p.start = time.Now()
-			close(p.exited)
 			return p, nil
+		}
+		if errors.Is(err, syscall.E2BIG) {
+			// Each string is checked against the kernel's limit; this is
+			// their sum with the server's own environment.
+			return nil, fieldErr("command", "argv and env together are over the kernel's limit for a new program (E2BIG)")
 		}
 		return nil, fmt.Errorf("start %s: %w", spec.Describe(), err)
 	}
 	p.start = time.Now()
-	r.opts.Guard.add(cmd.Process.Pid)
-	go func() {
-		p.waitErr = cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.exited)
-	}()
+	pid := cmd.Process.Pid
+	p.res.Pid = pid
+	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty}
+	r.opts.Guard.add(pid)
+	go p.group.watch(p.exited)
 	for i, f := range p.outputs {
 		p.readers.Add(1)
 		go p.read(f, Stream(i+1))
@@ -139,6 +154,8 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 		p.feeder.Add(1)
 		go p.feed(spec.Stdin)
 	}
+	p.auditStart()
+	go p.lifetime()
 	return p, nil
 }
 
@@ -223,11 +240,11 @@ func (p *Process) startTTY() error {
 // outlive Close.
 func pollable(f *os.File) (*os.File, error) {
 	defer f.Close()
-	fd, err := unix.Dup(int(f.Fd()))
+	// F_DUPFD_CLOEXEC: no window in which a concurrent fork inherits it.
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dup pty master: %w", err)
 	}
-	unix.CloseOnExec(fd)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("pty master: %w", err)
@@ -302,6 +319,7 @@ func (p *Process) read(f *os.File, s Stream) {
 			select {
 			case p.chunks <- chunk{s, buf, n}:
 			case <-p.stop:
+				p.unread.Add(int64(n))
 				p.r.bufs.Put(buf)
 				return
 			}
@@ -310,8 +328,8 @@ func (p *Process) read(f *os.File, s Stream) {
 		}
 		if err != nil || rerr != nil || n == 0 {
 			// EOF (n == 0) on a pipe; EIO on a pty master once the
-			// terminal's last holder is gone; a closed file once Wait gave
-			// up draining.
+			// terminal's last holder is gone; a closed file once the
+			// lifetime loop stopped reading (drain bound, hang-up, end).
 			return
 		}
 	}
@@ -344,7 +362,8 @@ func (p *Process) Pid() int {
 // Stdin returns the command's live stdin when Spec.OpenStdin was set, else
 // nil. Writes block while the command does not read (so a peer that sends
 // stdin is slowed by the command, not buffered without bound). Close gives the
-// command EOF; with a tty it types ^D instead. Writes fail once Wait returned.
+// command EOF; with a tty it types ^D instead. Writes fail once the command
+// has ended (before Exited is delivered).
 func (p *Process) Stdin() io.WriteCloser {
 	if p.stdin == nil || !p.spec.OpenStdin {
 		return nil
@@ -363,26 +382,14 @@ func (t ttyInput) Close() error {
 }
 
 // Signal sends sig to the command: to its process group, or with a tty to
-// the terminal's foreground process group (the job the user sees).
+// the terminal's foreground process group (the job the user sees). Once the
+// command has ended it signals nothing and returns an error: the group's id
+// may then belong to another command.
 func (p *Process) Signal(sig syscall.Signal) error {
-	pid := p.Pid()
-	if pid == 0 {
+	if p.group == nil {
 		return errors.New("no process")
 	}
-	pgid := pid
-	if p.tty != nil {
-		_ = control(p.tty, func(fd int) error {
-			fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-			if err == nil && fg > 0 {
-				pgid = fg
-			}
-			return err
-		})
-	}
-	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal %v: %w", sig, err)
-	}
-	return nil
+	return p.group.signalForeground(sig)
 }
 
 // Resize sets the terminal's size; it is an error without a tty.
@@ -396,158 +403,6 @@ func (p *Process) Resize(rows, cols uint16) error {
 	return control(p.tty, func(fd int) error {
 		return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
 	})
-}
-
-func (p *Process) killGroup(sig syscall.Signal) {
-	if pid := p.Pid(); pid > 0 {
-		// The group outlives its leader while any member lives, so this
-		// reaches descendants even after the shell was reaped.
-		_ = syscall.Kill(-pid, sig)
-	}
-}
-
-// maxDrainExtensions bounds the extra graces Wait gives late readers when
-// the command's group is already gone (see the drain case in Wait).
-const maxDrainExtensions = 4
-
-// Wait pumps the command's events into sink until it ends, then releases
-// the command's slot, pipes and process group (SIGKILL to what is left). It
-// returns the error of sink, if any (the command was then cancelled).
-func (p *Process) Wait(sink Sink) (*Result, error) {
-	defer p.release()
-	res := &Result{ExecID: p.id, Pid: p.Pid(), Reason: ReasonExited}
-	if p.startErr != nil {
-		return p.waitFailed(sink, res)
-	}
-
-	var sinkErr error
-	fail := func(err error) {
-		if sinkErr == nil {
-			sinkErr = err
-			p.cancel(fmt.Errorf("event sink: %w", err))
-		}
-	}
-	p.auditStart()
-	if err := sink.Started(p.id, res.Pid); err != nil {
-		fail(err)
-	}
-
-	var (
-		seq        uint64
-		sent       int64
-		readers    = make(chan struct{})
-		exited     = p.exited
-		ctxDone    = p.ctx.Done()
-		drain      <-chan time.Time
-		kill       <-chan time.Time
-		readersOut = (<-chan struct{})(readers)
-		extensions int
-	)
-	go func() { p.readers.Wait(); close(readers) }()
-
-	for readersOut != nil || exited != nil {
-		select {
-		case c := <-p.chunks:
-			data := (*c.buf)[:c.n]
-			if c.stream == Stdout {
-				res.StdoutBytes += int64(c.n)
-			} else {
-				res.StderrBytes += int64(c.n)
-			}
-			if room := p.spec.MaxOutput - sent; int64(len(data)) > room {
-				res.Dropped += int64(len(data)) - max(room, 0)
-				data = data[:max(room, 0)]
-			}
-			if len(data) > 0 && sinkErr == nil {
-				seq++
-				sent += int64(len(data))
-				if err := sink.Output(c.stream, seq, data); err != nil {
-					fail(err)
-				}
-			}
-			p.r.bufs.Put(c.buf)
-			if drain != nil {
-				// The grace is quiet time after the exit, not time since it:
-				// output still arriving (or a sink that was slow to take it,
-				// under load) is not a descendant holding the pipes.
-				drain = time.After(p.r.opts.DrainGrace)
-			}
-		case <-readersOut:
-			readersOut = nil
-		case <-exited:
-			exited = nil
-			if readersOut != nil {
-				drain = time.After(p.r.opts.DrainGrace)
-			}
-		case <-drain:
-			// The command exited and the output has been quiet for a whole
-			// grace. If nothing of its group is alive, no descendant in the
-			// group holds the pipes: the readers are only late (a starved
-			// scheduler, under load), so wait a few graces more. A holder that
-			// left the group (setsid) still ends the wait after those.
-			if extensions < maxDrainExtensions && errors.Is(syscall.Kill(-p.Pid(), 0), syscall.ESRCH) {
-				extensions++
-				drain = time.After(p.r.opts.DrainGrace)
-				continue
-			}
-			// Something the command started still holds the output open:
-			// stop waiting for it.
-			res.OutputIncomplete = true
-			p.killGroup(syscall.SIGKILL)
-			close(p.stop)
-			closeAll(p.outputs)
-			p.outputs = nil
-		case <-ctxDone:
-			ctxDone = nil
-			res.Reason = reasonOf(context.Cause(p.ctx))
-			p.killGroup(syscall.SIGTERM)
-			kill = time.After(p.r.opts.KillGrace)
-		case <-kill:
-			p.killGroup(syscall.SIGKILL)
-		}
-	}
-	res.Duration = time.Since(p.start)
-	res.ExitCode, res.Signal = exitStatus(p.state)
-	res.SignalName = SignalName(res.Signal)
-	if sinkErr == nil {
-		if err := sink.Exited(res); err != nil {
-			sinkErr = err
-		}
-	}
-	p.auditEnd(res, sinkErr)
-	return res, sinkErr
-}
-
-func (p *Process) waitFailed(sink Sink, res *Result) (*Result, error) {
-	res.ExitCode = execFailureCode(p.startErr)
-	msg := []byte("rexec: " + p.startErr.Error() + "\n")
-	res.StderrBytes = int64(len(msg))
-	err := sink.Output(Stderr, 1, msg)
-	if err == nil {
-		err = sink.Exited(res)
-	}
-	p.auditEnd(res, err)
-	return res, err
-}
-
-func (p *Process) release() {
-	p.cancel(nil)
-	if p.startErr == nil {
-		p.killGroup(syscall.SIGKILL)
-		p.r.opts.Guard.remove(p.Pid())
-		select {
-		case <-p.stop:
-		default:
-			close(p.stop)
-		}
-		closeAll(p.outputs)
-		p.readers.Wait()
-		if p.stdin != nil && p.stdin != p.tty {
-			p.stdin.Close()
-		}
-		p.feeder.Wait()
-	}
-	<-p.r.slots
 }
 
 func exitStatus(st *os.ProcessState) (code, sig int) {

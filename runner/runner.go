@@ -101,7 +101,12 @@ type Runner struct {
 }
 
 // New returns a Runner with opts (zero fields take their defaults).
+//
+// The first New (or StartGuard) of a process marks every descriptor from 3
+// up close-on-exec, so that commands inherit only stdin, stdout and stderr
+// (and their terminal), not what the server itself inherited open.
 func New(opts Options) *Runner {
+	closeInheritedOnExec()
 	opts.setDefaults()
 	r := &Runner{
 		opts:    opts,
@@ -117,6 +122,15 @@ func (r *Runner) Options() Options { return r.opts }
 
 // Running reports how many commands hold a slot now.
 func (r *Runner) Running() int { return len(r.slots) }
+
+// waitIdle waits until no command holds a slot, or at most d. A command
+// frees its slot once its group is killed and reaped and its end is in the
+// audit log, whether or not its client still reads.
+func (r *Runner) waitIdle(d time.Duration) {
+	for deadline := time.Now().Add(d); len(r.slots) > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 // Stream names an output stream.
 type Stream uint8
@@ -134,10 +148,15 @@ func (s Stream) String() string {
 	return "stdout"
 }
 
-// Sink receives a command's events, from one goroutine, in order: Started
-// (unless the command could not be executed), Output chunks, then Exited. An
-// error from the sink (its peer went away) cancels the command. Output's data
-// is only valid during the call.
+// Sink receives a command's events, from one goroutine (Wait's), in order:
+// Started (unless the command could not be executed), Output chunks, then
+// Exited. An error from the sink (its peer went away) cancels the command.
+// Output's data is only valid during the call.
+//
+// A sink may block (a client that reads slowly, or not at all): the command's
+// pipe then fills and the command blocks in write, but its timeout, its
+// cancellation and its kills act all the same, and once it has ended the
+// runner frees its slot before Exited is sent.
 type Sink interface {
 	Started(execID string, pid int) error
 	Output(s Stream, seq uint64, data []byte) error
@@ -189,14 +208,30 @@ type Result struct {
 	Signal int
 	// SignalName is Signal's short name ("TERM"), or "".
 	SignalName string
-	Reason     Reason
-	Duration   time.Duration
-	// OutputIncomplete: the command exited, but its descendants held the
-	// output open past DrainGrace; the group was killed, the rest unread.
+	// SentSignal is the signal rexec sent to end the command (TERM, or KILL
+	// when TERM was not enough) for its Reason (a timeout, a cancelled call,
+	// a shutdown), or 0 when the command ended by itself. A shell reports
+	// 128+SentSignal for such a command even when it handled the signal and
+	// exited by itself.
+	SentSignal int
+	// SentSignalName is SentSignal's short name ("TERM"), or "".
+	SentSignalName string
+	Reason         Reason
+	// Duration is the wall time from the start to the leader's exit (the
+	// drain after it is not counted).
+	Duration time.Duration
+	// OutputIncomplete: not all output was read. Either the command exited
+	// but something it started held the output open past DrainGrace (the
+	// group was killed), or rexec ended the command while its client read
+	// nothing for a DrainGrace, or a terminal was hung up with output unread.
 	OutputIncomplete bool
 	// StdoutBytes and StderrBytes count what was read, forwarded or not;
 	// Dropped counts what was read past the output budget and not forwarded.
 	StdoutBytes, StderrBytes, Dropped int64
+	// Unread counts the bytes left in the pipes (or the terminal) when the
+	// runner stopped reading them (see OutputIncomplete): a lower bound of
+	// what was lost, for the audit log.
+	Unread int64
 }
 
 // TimedOut reports whether the command was killed for its timeout.

@@ -13,7 +13,8 @@ import (
 type Spec struct {
 	// Shell is run as `/bin/sh -c Shell`. Exactly one of Shell and Argv is set.
 	Shell string
-	// Argv is run with no shell; Argv[0] is looked up in PATH.
+	// Argv is run with no shell; Argv[0], unless it holds a slash, is looked
+	// up in the PATH the command gets (Env's, else the server's).
 	Argv []string
 	// Env entries ("KEY=VALUE") are added to the server's environment.
 	Env []string
@@ -58,6 +59,19 @@ func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
+// maxArgStrlen is Linux's MAX_ARG_STRLEN: the longest single argument or
+// environment string execve takes, its terminating NUL included (32 pages of
+// 4 KiB; larger pages only raise it). A longer one fails the start with E2BIG.
+const maxArgStrlen = 32 * 4096
+
+// maxTermBytes bounds a terminal's TERM value (TTY.Term); terminfo names
+// are a few dozen bytes.
+const maxTermBytes = 256
+
+// overStrlen says whether a string of n bytes is over maxArgStrlen once
+// execve has added its NUL.
+func overStrlen(n int) bool { return n+1 > maxArgStrlen }
+
 // check validates s against the limits before anything is started or allocated.
 func (o *Options) check(s *Spec) error {
 	switch {
@@ -67,6 +81,8 @@ func (o *Options) check(s *Spec) error {
 		return fieldErr("command", "both shell and argv are set: set one")
 	case len(s.Shell) > o.MaxArgBytes:
 		return fieldErr("shell", "%d bytes, over the limit of %d", len(s.Shell), o.MaxArgBytes)
+	case overStrlen(len(s.Shell)):
+		return fieldErr("shell", "%d bytes, over the kernel's limit of %d for one argument", len(s.Shell), maxArgStrlen-1)
 	case strings.IndexByte(s.Shell, 0) >= 0:
 		return fieldErr("shell", "contains a NUL byte")
 	case len(s.Argv) > 0 && s.Argv[0] == "":
@@ -77,6 +93,9 @@ func (o *Options) check(s *Spec) error {
 		total += len(a)
 		if strings.IndexByte(a, 0) >= 0 {
 			return fieldErr("argv", "argv[%d] contains a NUL byte", i)
+		}
+		if overStrlen(len(a)) {
+			return fieldErr("argv", "argv[%d] is %d bytes, over the kernel's limit of %d for one argument", i, len(a), maxArgStrlen-1)
 		}
 	}
 	if total > o.MaxArgBytes {
@@ -94,6 +113,8 @@ func (o *Options) check(s *Spec) error {
 			return fieldErr("env", "env[%d] %q is not KEY=VALUE", i, clip(e, 40))
 		case strings.IndexByte(e, 0) >= 0:
 			return fieldErr("env", "env[%d] contains a NUL byte", i)
+		case overStrlen(len(e)):
+			return fieldErr("env", "env[%d] is %d bytes, over the kernel's limit of %d for one entry", i, len(e), maxArgStrlen-1)
 		}
 	}
 	if total > o.MaxArgBytes {
@@ -109,8 +130,15 @@ func (o *Options) check(s *Spec) error {
 	case strings.IndexByte(s.Dir, 0) >= 0:
 		return fieldErr("dir", "contains a NUL byte")
 	}
-	if s.TTY != nil && (s.TTY.Rows == 0 || s.TTY.Cols == 0) {
-		return fieldErr("tty.size", "rows and cols must both be set (got %dx%d)", s.TTY.Rows, s.TTY.Cols)
+	if t := s.TTY; t != nil {
+		switch {
+		case t.Rows == 0 || t.Cols == 0:
+			return fieldErr("tty.size", "rows and cols must both be set (got %dx%d)", t.Rows, t.Cols)
+		case len(t.Term) > maxTermBytes:
+			return fieldErr("tty.term", "%d bytes, over the limit of %d", len(t.Term), maxTermBytes)
+		case strings.IndexByte(t.Term, 0) >= 0:
+			return fieldErr("tty.term", "contains a NUL byte")
+		}
 	}
 	if s.Dir != "" {
 		fi, err := os.Stat(s.Dir)

@@ -9,6 +9,9 @@ step "tools (pinned in tools/go.mod, built into .bin/)"
 bash scripts/tools.sh
 export PATH="$PWD/.bin:$PATH"
 
+step "example clients' toolchains: Debian packages and npm ci, pinned (scripts/install-examples.sh)"
+bash scripts/install-examples.sh
+
 step "buf lint, and gen/ regenerated with no diff"
 bash scripts/generate.sh
 # Against the index, so that a regenerated-and-staged gen/ passes too.
@@ -28,7 +31,7 @@ step "go test -race (all packages)"
 go test -race -count=1 -timeout 15m ./...
 
 step "fuzz the raw socket decoders, briefly (README: how to run longer)"
-for target in FuzzFrame FuzzHandshake; do
+for target in FuzzFrame FuzzHandshake FuzzCommand; do
   # a short minimize time: minimizing one new input may otherwise take the whole budget
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s -fuzzminimizetime 1s ./rawsock
 done
@@ -38,3 +41,16 @@ go test -run '^$' -bench . -benchtime 1x ./...
 
 step "fuzz the token parser briefly (FuzzParseToken)"
 go test -run '^$' -fuzz '^FuzzParseToken$' -fuzztime 10s -parallel 1 ./interceptors
+
+step "examples/: the Python and TypeScript stubs regenerated with no diff"
+bash scripts/generate-examples.sh
+stubs=(examples/python/gen examples/typescript/src/gen)
+if ! git diff --quiet -- "${stubs[@]}" || [ -n "$(git ls-files --others --exclude-standard -- "${stubs[@]}")" ]; then
+  git diff --stat -- "${stubs[@]}"
+  git ls-files --others --exclude-standard -- "${stubs[@]}"
+  echo "examples' stubs are stale: run scripts/generate-examples.sh and commit the result" >&2
+  exit 1
+fi
+
+step "buf breaking against the previous commit (README: how to decide a break)"
+bash scripts/buf-breaking.sh

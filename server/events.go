@@ -61,5 +61,7 @@ func exitedMessage(r *runner.Result) *rexecv1.Exited {
 		DroppedBytes:     uint64(r.Dropped),
 		StdoutBytes:      uint64(r.StdoutBytes),
 		StderrBytes:      uint64(r.StderrBytes),
+		SentSignal:       r.SentSignalName,
+		SentSignalNumber: int32(r.SentSignal),
 	}
 }

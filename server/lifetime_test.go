@@ -258,8 +258,8 @@ func TestAuditLines(t *testing.T) {
 	if _, err := c.Run(context.Background(), &rexecv1.RunRequest{Shell: "echo hi; echo e >&2; exit 3", Dir: "/tmp"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	// The runner writes the end line after it sent Exited: the client may
-	// read Exited first.
+	// The runner writes the end line before it sends Exited, but the log
+	// is read here without a lock-step.
 	waitAudit(t, srv, `msg="command ended"`)
 	var start, end string
 	sc := bufio.NewScanner(strings.NewReader(srv.Log.String()))
@@ -276,7 +276,7 @@ func TestAuditLines(t *testing.T) {
 			t.Errorf("start line lacks %q: %s", want, start)
 		}
 	}
-	for _, want := range []string{"key_id=test", "exit_code=3", "reason=exited", "duration=", "stdout_bytes=3", "stderr_bytes=2", "dropped_bytes=0", "output_incomplete=false"} {
+	for _, want := range []string{"key_id=test", "exit_code=3", "reason=exited", "duration=", "stdout_bytes=3", "stderr_bytes=2", "dropped_bytes=0", "output_incomplete=false", `sent_signal=""`, "unread_bytes=0"} {
 		if !strings.Contains(end, want) {
 			t.Errorf("end line lacks %q: %s", want, end)
 		}

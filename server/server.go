@@ -57,6 +57,9 @@ type Config struct {
 	// KeepaliveMinTime is the most often a client may ping; a client that
 	// pings more often is sent GOAWAY. By default 5s.
 	KeepaliveMinTime time.Duration
+	// SessionStartTimeout is how long a Session may wait for its first
+	// message, start; then the call ends with DeadlineExceeded. By default 10s.
+	SessionStartTimeout time.Duration
 }
 
 // Server is rexec's gRPC server.
@@ -83,6 +86,7 @@ func New(cfg Config) *Server {
 	def(&cfg.KeepaliveTime, 30*time.Second)
 	def(&cfg.KeepaliveTimeout, 10*time.Second)
 	def(&cfg.KeepaliveMinTime, 5*time.Second)
+	def(&cfg.SessionStartTimeout, 10*time.Second)
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = 4 << 20
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,7 +36,7 @@ import (
 // A client half-close (CloseSend) is taken as close_stdin: nothing can follow
 // it, so the command would otherwise wait for an EOF that never comes.
 func (e *execService) Session(stream rexecv1.ExecService_SessionServer) error {
-	first, err := stream.Recv()
+	first, err := recvStart(stream, e.s.cfg.SessionStartTimeout)
 	if errors.Is(err, io.EOF) {
 		return status.Error(codes.InvalidArgument, "rexec: invalid request: start: the stream ended before its first message, which must be start")
 	}
@@ -80,6 +81,30 @@ func (e *execService) Session(stream rexecv1.ExecService_SessionServer) error {
 	// The input goroutine ends when this call does (its Recv then fails);
 	// it never touches the stream's send side.
 	return toStatus(err)
+}
+
+// recvStart receives a session's first message, waiting at most timeout: a
+// client that opens a session and sends nothing must not hold a goroutine
+// (and a stream) for ever. On the timeout the handler returns, which ends the
+// stream, and with it the pending Recv.
+func recvStart(stream rexecv1.ExecService_SessionServer, timeout time.Duration) (*rexecv1.SessionRequest, error) {
+	type recv struct {
+		m   *rexecv1.SessionRequest
+		err error
+	}
+	got := make(chan recv, 1)
+	go func() {
+		m, err := stream.Recv()
+		got <- recv{m, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-got:
+		return r.m, r.err
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "rexec: start: no start message within %v of opening the session: send start first", timeout)
+	}
 }
 
 // specFromSession is specFromRequest plus the session's stdin and terminal.

@@ -24,6 +24,7 @@ import (
 	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/internal/testenv"
+	"github.com/rexec/rexec/server"
 )
 
 func shellStart(cmd string) *rexecv1.SessionStart {
@@ -276,6 +277,8 @@ func TestSessionBadOrder(t *testing.T) {
 		{"start without command", []*rexecv1.SessionRequest{{Msg: &rexecv1.SessionRequest_Start{Start: &rexecv1.SessionStart{}}}}, "command: empty"},
 		{"zero resize", []*rexecv1.SessionRequest{{Msg: &rexecv1.SessionRequest_Start{Start: ttyStart("cat", 24, 80)}}, {Msg: &rexecv1.SessionRequest_Resize{Resize: &rexecv1.WindowSize{}}}}, "resize: 0x0"},
 		{"huge tty", []*rexecv1.SessionRequest{{Msg: &rexecv1.SessionRequest_Start{Start: ttyStart("cat", 1<<20, 80)}}}, "tty.size: 1048576x80 is over the limit"},
+		{"tty.term with a NUL", []*rexecv1.SessionRequest{{Msg: &rexecv1.SessionRequest_Start{Start: termStart("xterm\x00")}}}, "tty.term: contains a NUL byte"},
+		{"tty.term of 1 MiB", []*rexecv1.SessionRequest{{Msg: &rexecv1.SessionRequest_Start{Start: termStart(strings.Repeat("x", 1<<20))}}}, "tty.term: 1048576 bytes, over the limit"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,6 +316,31 @@ func TestSessionBadOrder(t *testing.T) {
 			t.Errorf("after bad sessions: %v %q", err, out.String())
 		}
 	})
+}
+
+func termStart(term string) *rexecv1.SessionStart {
+	st := ttyStart("true", 24, 80)
+	st.Tty.Term = term
+	return st
+}
+
+// TestSessionWithoutStartIsDropped: a session that is opened and never sends
+// start does not hold the server's goroutine for ever: after the server's
+// SessionStartTimeout the call ends with DeadlineExceeded naming start.
+func TestSessionWithoutStartIsDropped(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartServer(t, testenv.Options{Server: server.Config{SessionStartTimeout: 300 * time.Millisecond}})
+	c := srv.Client(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.Exec().Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Recv() // the client sends nothing and keeps its side open
+	if s := status.Convert(err); s.Code() != codes.DeadlineExceeded || !strings.Contains(s.Message(), "start:") || ctx.Err() != nil {
+		t.Fatalf("got %v, want the server's DeadlineExceeded naming start", err)
+	}
 }
 
 // TestSessionTTY: a pseudo-terminal of the requested size, resizable,

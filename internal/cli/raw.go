@@ -22,8 +22,9 @@ import (
 // runFunc runs one command on some transport; both clients' Run fit it.
 type runFunc func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error)
 
-// dialRun connects over gRPC, or over the raw socket when raw is set.
-func (c *command) dialRun(ctx context.Context, raw bool) (runFunc, func() error, error) {
+// dialRun connects over gRPC, or over the raw socket when raw is set; over
+// the raw socket stdin (when not nil) streams to the command.
+func (c *command) dialRun(ctx context.Context, raw bool, stdin io.Reader) (runFunc, func() error, error) {
 	if !raw {
 		cl, err := c.dial()
 		if err != nil {
@@ -35,7 +36,10 @@ func (c *command) dialRun(ctx context.Context, raw bool) (runFunc, func() error,
 	if err != nil {
 		return nil, nil, err
 	}
-	return rc.Run, rc.Close, nil
+	run := func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+		return rc.RunStdin(ctx, req, stdin, stdout, stderr)
+	}
+	return run, rc.Close, nil
 }
 
 // dialRaw connects to the raw listener and runs the handshake, and words
@@ -49,6 +53,8 @@ func (c *command) dialRaw(ctx context.Context) (*rawsock.Client, error) {
 	rc, err := rawsock.Dial(ctx, c.g.rawAddr, key)
 	var op *net.OpError
 	switch {
+	case errors.Is(err, rawsock.ErrGRPCPort):
+		return nil, fmt.Errorf("rexec: %s: that port speaks gRPC, not rexec's raw protocol (drop --raw, or give the raw port: --raw-addr, $REXEC_RAW_ADDR)", c.g.rawAddr)
 	case errors.Is(err, rawsock.ErrRefused):
 		return nil, fmt.Errorf("rexec: auth failed for key %q (server refused the raw handshake): check that the key file matches the server's", key.ID)
 	case errors.As(err, &op) && op.Op == "dial":
@@ -112,8 +118,12 @@ func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Ru
 		}
 	}
 	log.Info("rexecd raw socket listening", "raw", lis.Addr().String())
+	idle := cfg.RawIdleTimeout
+	if idle <= 0 {
+		idle = -1 // never
+	}
 	d := &rawDaemon{
-		srv:    rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run, Logger: log}),
+		srv:    rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run, Logger: log, IdleTimeout: idle}),
 		served: make(chan error, 1),
 	}
 	go func() {

@@ -33,7 +33,7 @@ commands:
   run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [-t] [-n] [--raw] -- CMD [ARG...]
         run CMD on the server; one word runs through /bin/sh -c, several are an exact argv;
         stdin streams to CMD (-n: no stdin), -t gives it a pseudo-terminal;
-        --raw goes over the raw socket transport instead of gRPC (no stdin: as -n)
+        --raw goes over the raw socket transport instead of gRPC (stdin streams too; no -t)
   shell
         a ">> " prompt: each line runs on the server, its status shown when nonzero
   echo [--upper] [--stream] [--raw] MSG...
@@ -160,6 +160,10 @@ func (c *command) fail(err error) int {
 
 // explain turns an error into one line that says what failed and what to do.
 func (c *command) explain(err error) string {
+	var wrongPort *client.WrongPortError
+	if errors.As(err, &wrongPort) {
+		return fmt.Sprintf("rexec: %s: that port speaks rexec's raw protocol, not gRPC (use --raw with --raw-addr %[1]s, or the gRPC port)", wrongPort.Addr)
+	}
 	if errors.Is(err, client.ErrLostMidCommand) {
 		why := err.Error()
 		var se interface{ GRPCStatus() *status.Status }
@@ -279,10 +283,15 @@ func (c *command) run(args []string) int {
 		defer cl.Close()
 		return c.session(cl, req, so)
 	}
-	// No stdin: a plain Run, over gRPC or the raw transport.
+	// A plain Run over gRPC (no stdin), or the raw transport, where stdin
+	// streams unless -n.
+	var stdin io.Reader
+	if *raw && !so.noStdin {
+		stdin = c.env.Stdin
+	}
 	ctx, sig, stop := signalContext()
 	defer stop()
-	run, closeConn, err := c.dialRun(ctx, *raw)
+	run, closeConn, err := c.dialRun(ctx, *raw, stdin)
 	if err != nil {
 		return c.fail(err)
 	}

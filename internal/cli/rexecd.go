@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -38,6 +39,9 @@ type DaemonConfig struct {
 	// RawListen is the raw socket transport's address; empty (the default)
 	// leaves it off. RawAddrFile is AddrFile's twin for it.
 	RawListen, RawAddrFile string
+	// RawIdleTimeout closes a raw connection that runs no command for this
+	// long; 0 never does.
+	RawIdleTimeout time.Duration
 }
 
 // Rexecd runs the rexecd command line and returns its exit status.
@@ -77,6 +81,7 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
+	fs.DurationVar(&cfg.RawIdleTimeout, "raw-idle-timeout", rawsock.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

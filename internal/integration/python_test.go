@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rexec/rexec/internal/testenv"
@@ -26,5 +27,30 @@ func TestPythonClient(t *testing.T) {
 	stdout, _, err = run(t, py, script, srv.RawAddr, srv.KeyFile, "kill -TERM $$")
 	if !(err != nil && errors.As(err, &ee) && ee.ExitCode() == 143) {
 		t.Errorf("python client, killed by TERM: %v %q, want exit 143", err, stdout)
+	}
+	// --timeout becomes the command's timeout_ms: the server kills it (TERM).
+	stdout, _, err = run(t, py, script, "--timeout", "0.3", srv.RawAddr, srv.KeyFile, "sleep 5; echo slept")
+	if !(err != nil && errors.As(err, &ee) && ee.ExitCode() == 143) || stdout != "" {
+		t.Errorf("python client, --timeout 0.3 on sleep 5: %v %q, want exit 143 and no output", err, stdout)
+	}
+	// Its own failures: one line on stderr and 255, never a traceback or a hang.
+	for name, args := range map[string][]string{
+		"no arguments":         nil,
+		"a bad timeout":        {"--timeout", "soon", srv.RawAddr, srv.KeyFile, "true"},
+		"the gRPC port":        {srv.Addr, srv.KeyFile, "true"},
+		"nothing listening":    {"127.0.0.1:1", srv.KeyFile, "true"},
+		"a missing key file":   {srv.RawAddr, filepath.Join(t.TempDir(), "nokeys"), "true"},
+		"one argument too few": {srv.RawAddr, srv.KeyFile},
+	} {
+		_, stderr, err := run(t, py, append([]string{script}, args...)...)
+		if !(err != nil && errors.As(err, &ee) && ee.ExitCode() == 255) || !strings.HasPrefix(stderr, "rexec_raw.py: ") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("python client, %s: %v, stderr %q; want exit 255 and one line", name, err, stderr)
+		}
+		if strings.HasPrefix(name, "no arg") && !strings.Contains(stderr, "usage: rexec_raw.py") {
+			t.Errorf("python client with no arguments does not print its usage: %q", stderr)
+		}
+		if name == "the gRPC port" && !strings.Contains(stderr, "gRPC port?") {
+			t.Errorf("python client at the gRPC port: %q, want it to say so", stderr)
+		}
 	}
 }

@@ -539,17 +539,27 @@ type Exited struct {
 	Reason   EndReason `protobuf:"varint,5,opt,name=reason,proto3,enum=rexec.v1.EndReason" json:"reason,omitempty"`
 	// Wall time from start to exit.
 	Duration *durationpb.Duration `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
-	// True when the command exited but something it started still held its
-	// output open past the server's drain grace; that output was not read and
-	// the rest of the process group was killed.
+	// True when not all output was read: the command exited but something it
+	// started still held its output open past the server's drain grace (the
+	// rest of the process group was killed); or rexec ended the command while
+	// the client read nothing for a drain grace; or a terminal was hung up with
+	// output unread.
 	OutputIncomplete bool `protobuf:"varint,7,opt,name=output_incomplete,json=outputIncomplete,proto3" json:"output_incomplete,omitempty"`
 	// Output bytes read but not forwarded because max_output_bytes was passed.
 	DroppedBytes uint64 `protobuf:"varint,8,opt,name=dropped_bytes,json=droppedBytes,proto3" json:"dropped_bytes,omitempty"`
 	// Output bytes read from each stream (forwarded or dropped).
-	StdoutBytes   uint64 `protobuf:"varint,9,opt,name=stdout_bytes,json=stdoutBytes,proto3" json:"stdout_bytes,omitempty"`
-	StderrBytes   uint64 `protobuf:"varint,10,opt,name=stderr_bytes,json=stderrBytes,proto3" json:"stderr_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StdoutBytes uint64 `protobuf:"varint,9,opt,name=stdout_bytes,json=stdoutBytes,proto3" json:"stdout_bytes,omitempty"`
+	StderrBytes uint64 `protobuf:"varint,10,opt,name=stderr_bytes,json=stderrBytes,proto3" json:"stderr_bytes,omitempty"`
+	// The signal rexec sent to end the command ("TERM", or "KILL" when TERM was
+	// not enough) because of `reason` (TIMEOUT, CANCELLED, SHUTDOWN), or empty
+	// when the command ended by itself. A shell's status for a command that
+	// rexec ended is 128 + sent_signal_number, even when the command handled the
+	// signal and exited by itself (then exit_code is its own code).
+	SentSignal string `protobuf:"bytes,11,opt,name=sent_signal,json=sentSignal,proto3" json:"sent_signal,omitempty"`
+	// The number of that signal on the server's host (Linux numbering), or 0.
+	SentSignalNumber int32 `protobuf:"varint,12,opt,name=sent_signal_number,json=sentSignalNumber,proto3" json:"sent_signal_number,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Exited) Reset() {
@@ -648,6 +658,20 @@ func (x *Exited) GetStdoutBytes() uint64 {
 func (x *Exited) GetStderrBytes() uint64 {
 	if x != nil {
 		return x.StderrBytes
+	}
+	return 0
+}
+
+func (x *Exited) GetSentSignal() string {
+	if x != nil {
+		return x.SentSignal
+	}
+	return ""
+}
+
+func (x *Exited) GetSentSignalNumber() int32 {
+	if x != nil {
+		return x.SentSignalNumber
 	}
 	return 0
 }
@@ -1060,7 +1084,7 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\".\n" +
 	"\x06Output\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xfb\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xca\x03\n" +
 	"\x06Exited\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12#\n" +
@@ -1072,7 +1096,10 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\rdropped_bytes\x18\b \x01(\x04R\fdroppedBytes\x12!\n" +
 	"\fstdout_bytes\x18\t \x01(\x04R\vstdoutBytes\x12!\n" +
 	"\fstderr_bytes\x18\n" +
-	" \x01(\x04R\vstderrBytes\"\xf4\x01\n" +
+	" \x01(\x04R\vstderrBytes\x12\x1f\n" +
+	"\vsent_signal\x18\v \x01(\tR\n" +
+	"sentSignal\x12,\n" +
+	"\x12sent_signal_number\x18\f \x01(\x05R\x10sentSignalNumber\"\xf4\x01\n" +
 	"\x0eSessionRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.rexec.v1.SessionStartH\x00R\x05start\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x127\n" +

@@ -1,0 +1,104 @@
+//go:build unix
+
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// errEnded is returned by a signal to a command whose group is gone.
+var errEnded = errors.New("the command has ended")
+
+// group is a command's process group, and the one way to signal it.
+//
+// A process group is named by its leader's pid, and a pid is free for
+// reuse once the leader has been reaped and no member is left: a kill(-pgid)
+// after that may reach another command's group. So the leader is not reaped
+// when it exits: it is only observed (waitid with WNOWAIT), and stays a
+// zombie, which keeps its pid and so the group's id taken, until reap has
+// killed what is left of the group. After reap, the group is never
+// signalled again. Every signal to a command goes through here: the
+// lifetime's TERM and KILL, the client's signals, the final kill.
+type group struct {
+	cmd   *exec.Cmd
+	guard *Guard
+
+	mu     sync.Mutex
+	pgid   int
+	tty    *os.File // the terminal's master, for its foreground group; nil without one
+	reaped bool
+}
+
+// watch closes exited once the leader has exited, without reaping it.
+func (g *group) watch(exited chan<- struct{}) {
+	defer close(exited)
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, g.pgid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return // exited (or ECHILD, which cannot happen: only reap reaps)
+		}
+	}
+}
+
+// signal sends sig to the whole group.
+func (g *group) signal(sig syscall.Signal) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.kill(g.pgid, sig)
+}
+
+// signalForeground sends sig to the terminal's foreground process group
+// (the job the user sees), or to the whole group without a terminal or once
+// the terminal is closed.
+func (g *group) signalForeground(sig syscall.Signal) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	pgid := g.pgid
+	if g.tty != nil && !g.reaped {
+		// The terminal holds a reference to its foreground group, so its id
+		// is not reused while it is the foreground.
+		_ = control(g.tty, func(fd int) error {
+			fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+			if err == nil && fg > 0 {
+				pgid = fg
+			}
+			return err
+		})
+	}
+	return g.kill(pgid, sig)
+}
+
+func (g *group) kill(pgid int, sig syscall.Signal) error {
+	if g.reaped {
+		return errEnded
+	}
+	// The group outlives its leader while any member lives, so this reaches
+	// descendants after the leader exited; ESRCH means none is left.
+	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal %v: %w", sig, err)
+	}
+	return nil
+}
+
+// reap kills what is left of the group, forgets it, and only then reaps the
+// leader (which must have exited), freeing its pid. It returns the leader's
+// status.
+func (g *group) reap() *os.ProcessState {
+	g.mu.Lock()
+	_ = syscall.Kill(-g.pgid, syscall.SIGKILL)
+	g.guard.remove(g.pgid)
+	g.reaped = true
+	g.mu.Unlock()
+	// The pipes are os.Files, so Wait has no copying goroutine to wait for:
+	// it reaps the zombie at once.
+	_ = g.cmd.Wait()
+	return g.cmd.ProcessState
+}
