@@ -55,6 +55,7 @@ fi
 step "deploy/: the systemd unit (systemd-analyze verify, security), the Kubernetes manifests strictly decoded (a module of its own)"
 if ! command -v systemd-analyze >/dev/null; then
   if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
   "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends systemd
 fi
 (cd deploy && go vet ./... && go test -count=1 ./...)
