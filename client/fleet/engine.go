@@ -42,6 +42,44 @@ type Output interface {
 // Interrupted{sig} for a signal) cancels every call in flight, which makes
 // each server kill its command's process group, and starts no more.
 func Run(ctx context.Context, targets []Target, req *rexecv1.RunRequest, out Output, opts Options) []*Result {
+	return each(ctx, targets, out, opts, func(ctx context.Context, c *client.Client, r *Result, started func(), stdout, stderr io.Writer) error {
+		stream, err := c.Exec().Run(ctx, req)
+		if err != nil {
+			return err
+		}
+		recv := func() (*rexecv1.RunResponse, error) {
+			m, err := stream.Recv()
+			if s := m.GetEvent().GetStarted(); s != nil {
+				started()
+				r.PID = int(s.GetPid())
+			}
+			return m, err
+		}
+		r.Exited, err = client.Receive(recv, stdout, stderr)
+		return err
+	})
+}
+
+// Echo sends msg to every target's echo service as Run runs a command: the
+// reply is the target's stdout, with a newline.
+func Echo(ctx context.Context, targets []Target, msg string, upper bool, out Output, opts Options) []*Result {
+	return each(ctx, targets, out, opts, func(ctx context.Context, c *client.Client, _ *Result, started func(), stdout, _ io.Writer) error {
+		reply, err := c.Echo(ctx, msg, upper)
+		if err != nil {
+			return err
+		}
+		started()
+		_, err = io.WriteString(stdout, reply+"\n")
+		return err
+	})
+}
+
+// call is one target's work: it calls started once the server has begun
+// (which ends the connect timeout), and writes its output.
+type call func(ctx context.Context, c *client.Client, r *Result, started func(), stdout, stderr io.Writer) error
+
+// each runs call for every target within the window.
+func each(ctx context.Context, targets []Target, out Output, opts Options, fn call) []*Result {
 	if opts.Window <= 0 {
 		opts.Window = 64
 	}
@@ -67,14 +105,14 @@ func Run(ctx context.Context, targets []Target, req *rexecv1.RunRequest, out Out
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			results[i] = runOne(ctx, &targets[i], req, out, &opts)
+			results[i] = runOne(ctx, &targets[i], out, &opts, fn)
 		}()
 	}
 	wg.Wait()
 	return results
 }
 
-func runOne(parent context.Context, t *Target, req *rexecv1.RunRequest, out Output, opts *Options) *Result {
+func runOne(parent context.Context, t *Target, out Output, opts *Options, fn call) *Result {
 	r := &Result{Target: *t, Started: time.Now()}
 	defer func() {
 		r.Duration = time.Since(r.Started)
@@ -90,7 +128,6 @@ func runOne(parent context.Context, t *Target, req *rexecv1.RunRequest, out Outp
 	}
 	cout, cerr := &counter{w: stdout}, &counter{w: stderr}
 	defer func() { r.StdoutBytes, r.StderrBytes = cout.n, cerr.n }()
-
 	c, err := opts.Dial(t)
 	if err != nil {
 		r.Err = err
@@ -98,23 +135,13 @@ func runOne(parent context.Context, t *Target, req *rexecv1.RunRequest, out Outp
 		return r
 	}
 	defer c.Close()
+	// Until the server has begun, the connect timeout runs: then a call
+	// that has not, the command not started, is cancelled. Once it has, the
+	// timer is stopped (if it fired already, ctx is cancelled and the call
+	// ends with that).
 	timer := time.AfterFunc(opts.ConnectTimeout, func() { cancel(errConnectTimeout) })
 	defer timer.Stop()
-	stream, err := c.Exec().Run(ctx, req)
-	if err == nil {
-		recv := func() (*rexecv1.RunResponse, error) {
-			m, err := stream.Recv()
-			if s := m.GetEvent().GetStarted(); s != nil {
-				// Started in time, unless the timer has fired already: then
-				// ctx is cancelled and the next Recv says so.
-				timer.Stop()
-				r.PID = int(s.GetPid())
-			}
-			return m, err
-		}
-		r.Exited, err = client.Receive(recv, cout, cerr)
-	}
-	r.Err = err
+	r.Err = fn(ctx, c, r, func() { timer.Stop() }, cout, cerr)
 	r.settle(parent, ctx)
 	return r
 }

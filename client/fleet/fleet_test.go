@@ -685,3 +685,20 @@ func commonPort(t *testing.T, hosts []string) string {
 	t.Fatal("no port free on all of", hosts)
 	return ""
 }
+
+// TestEcho: Echo fans out like Run; the reply is the target's stdout.
+func TestEcho(t *testing.T) {
+	srvs, dial := fleetOf(t, 3, testenv.Options{})
+	ts := append(targetsOf(srvs), fleet.Target{Name: "closed", Addr: testenv.ClosedPort(t)})
+	rec := newRecorder()
+	ctx := context.Background()
+	results := fleet.Echo(ctx, ts, "hello", true, rec, fleet.Options{Dial: dial.Dial})
+	for _, r := range results[:3] {
+		if r.Class != fleet.OK || rec.out[r.Target.Name].String() != "HELLO\n" {
+			t.Errorf("%s: %s %v %q", r.Target.Name, r.Class, r.Err, rec.out[r.Target.Name])
+		}
+	}
+	if results[3].Class != fleet.Unreachable || fleet.ExitStatus(ctx, results) != 255 {
+		t.Errorf("closed: %s; exit %d", results[3].Class, fleet.ExitStatus(ctx, results))
+	}
+}
