@@ -37,6 +37,8 @@ func Groups() []Group {
 		echoGroup,
 		sleepersGroup,
 		slowReaderGroup,
+		fleetGroup,
+		fleet1000Group,
 		soakGroup,
 	}
 }

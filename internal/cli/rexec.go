@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/client/config"
+	"github.com/rexec/rexec/client/fleet"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/rawsock"
@@ -68,6 +70,7 @@ type globals struct {
 	addr, keyFile, keyID string
 	rawAddr              string
 	tls                  clientTLS
+	fleet                fleetFlags
 }
 
 // defaults fills g from the environment, before any flag is parsed.
@@ -80,6 +83,7 @@ func (g *globals) defaults(env Env) {
 	if g.rawAddr = env.Getenv("REXEC_RAW_ADDR"); g.rawAddr == "" {
 		g.rawAddr = rawsock.DefaultAddr
 	}
+	g.fleet.window, g.fleet.connectTimeout = 64, 10*time.Second
 }
 
 // register adds the global flags to fs with g's current values as defaults,
@@ -90,6 +94,15 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.keyID, "key-id", g.keyID, "which key of the file (default: the first)")
 	fs.StringVar(&g.rawAddr, "raw-addr", g.rawAddr, "raw socket address (HOST:PORT), for --raw; $REXEC_RAW_ADDR")
 	g.tls.register(fs)
+	hosts := func(v string) error { g.fleet.hosts = append(g.fleet.hosts, v); return nil }
+	fs.Func("H", "targets instead of --addr: HOST[:PORT], node[01-20]:50051, a config host, @group, dns:///NAME:PORT (repeatable, comma lists)", hosts)
+	fs.Func("hosts", "the same as -H", hosts)
+	fs.Func("hosts-file", "targets, one a line (# comments), as -H takes them (repeatable)", func(v string) error {
+		g.fleet.hostsFiles = append(g.fleet.hostsFiles, v)
+		return nil
+	})
+	fs.IntVar(&g.fleet.window, "f", g.fleet.window, "with several targets: how many run at once (a sliding window)")
+	fs.DurationVar(&g.fleet.connectTimeout, "connect-timeout", g.fleet.connectTimeout, "with several targets: how long a target may take to start the command")
 }
 
 // Rexec runs the rexec command line and returns its exit status.
@@ -108,7 +121,9 @@ func Rexec(args []string, env Env) int {
 		return ExitFailure
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	c := &command{g: &g, env: env, name: cmd}
+	c := &command{g: &g, env: env, name: cmd, set: map[string]bool{}, fleet: &g.fleet}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	c.flagSet = func(name string) bool { return c.set[name] }
 	switch cmd {
 	case "run":
 		return c.run(rest)
@@ -143,6 +158,12 @@ type command struct {
 	env  Env
 	name string
 	key  *interceptors.Key
+	// set holds the flags given on the command line.
+	set         map[string]bool
+	cfg         *config.File
+	fleetDialer *fleet.Dialer
+	fleet       *fleetFlags
+	flagSet     func(name string) bool
 }
 
 func (c *command) flags() *flag.FlagSet {
@@ -150,6 +171,13 @@ func (c *command) flags() *flag.FlagSet {
 	fs.SetOutput(c.env.Stderr)
 	c.g.register(fs)
 	return fs
+}
+
+// parse parses args into fs and notes which flags were given.
+func (c *command) parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	return err
 }
 
 // fail prints one line about rexec's own failure and returns 255.
@@ -256,7 +284,9 @@ func (c *command) run(args []string) int {
 	var so sessionOpts
 	fs.BoolVar(&so.tty, "t", false, "run the command on a pseudo-terminal (Ctrl-C and every key go to it)")
 	fs.BoolVar(&so.noStdin, "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
-	if err := fs.Parse(args); err != nil {
+	var fo fleetOutput
+	fo.register(fs)
+	if err := c.parse(fs, args); err != nil {
 		return usageExit(err)
 	}
 	if fs.NArg() == 0 {
@@ -270,6 +300,15 @@ func (c *command) run(args []string) int {
 	}
 	if *timeout != 0 {
 		req.Timeout = durationpb.New(*timeout)
+	}
+	if c.fleet.used() {
+		ts, err := c.targets(context.Background())
+		if err != nil {
+			return c.fail(err)
+		}
+		if len(ts) > 1 {
+			return c.runOnFleet(ts, req, fo, so.tty, *raw)
+		}
 	}
 	switch {
 	case *raw && so.tty:
@@ -320,8 +359,19 @@ func (c *command) echo(args []string) int {
 	upper := fs.Bool("upper", false, "ask the server to upper-case the echo")
 	stream := fs.Bool("stream", false, "send each MSG as one message of an EchoStream")
 	raw := fs.Bool("raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
-	if err := fs.Parse(args); err != nil {
+	var fo fleetOutput
+	fo.register(fs)
+	if err := c.parse(fs, args); err != nil {
 		return usageExit(err)
+	}
+	if c.fleet.used() {
+		ts, err := c.targets(context.Background())
+		if err != nil {
+			return c.fail(err)
+		}
+		if len(ts) > 1 {
+			return c.echoOnFleet(ts, strings.Join(fs.Args(), " "), *upper, *stream, *raw, fo)
+		}
 	}
 	if *raw {
 		ctx, _, stop := signalContext()
@@ -369,8 +419,17 @@ func (c *command) echo(args []string) int {
 func (c *command) token(args []string) int {
 	fs := c.flags()
 	method := fs.String("method", "/rexec.v1.ExecService/Run", "the full method name the token is for")
-	if err := fs.Parse(args); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return usageExit(err)
+	}
+	if c.fleet.used() {
+		ts, err := c.targets(context.Background())
+		if err != nil {
+			return c.fail(err)
+		}
+		if len(ts) > 1 {
+			return c.fail(fmt.Errorf("token: a token is for one server, and -H gave %d (it signs the server's address)", len(ts)))
+		}
 	}
 	if !strings.HasPrefix(*method, "/") || strings.Count(*method, "/") != 2 {
 		return c.fail(fmt.Errorf("token: --method %q is not a full method name like /rexec.v1.ExecService/Run", *method))

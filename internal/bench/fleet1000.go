@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/tlsconfig"
+	"github.com/rexec/rexec/runner"
+	"github.com/rexec/rexec/server"
+)
+
+var fleet1000Group = Group{
+	Name:  "fleet-1000",
+	Title: "fleet: `true` on 1,000 in-process targets, mTLS: the spawn floor and the client's memory",
+	Run:   fleet1000Rows,
+}
+
+const (
+	bigFleet   = 1000
+	bigWindow  = 64
+	perTarget  = 256 << 10 // the client memory goal, per target in flight
+	spawnShell = "/bin/sh"
+)
+
+// inProcessFleet starts n rexec servers in this process, each on its own
+// loopback port, with mTLS and the fleet's key, and returns their
+// addresses. Close stops them.
+func inProcessFleet(e *Env, f *fleetEnv, n int) ([]string, error) {
+	cfg, err := tlsconfig.Server(f.certs.ServerCert, f.certs.ServerKey, f.certs.CACert)
+	if err != nil {
+		return nil, err
+	}
+	creds := credentials.NewTLS(cfg)
+	ring := interceptors.NewKeyRing([]*interceptors.Key{f.key})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	addrs := make([]string, n)
+	for i := range addrs {
+		srv := server.New(server.Config{
+			Verifier: interceptors.NewVerifier(ring, interceptors.VerifierOptions{}),
+			Runner:   runner.New(runner.Options{}),
+			Logger:   quiet,
+			Creds:    creds,
+		})
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(lis) }()
+		e.onClose(func() { srv.Stop(); <-done })
+		addrs[i] = lis.Addr().String()
+	}
+	return addrs, nil
+}
+
+// spawnFloor runs n `sh -c true` with os/exec, window at a time: what the
+// same commands cost on this machine without rexec.
+func spawnFloor(n, window int) (time.Duration, error) {
+	slots := make(chan struct{}, window)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	start := time.Now()
+	for range n {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if err := exec.Command(spawnShell, "-c", "true").Run(); err != nil {
+				mu.Lock()
+				first = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), first
+}
+
+func fleet1000Rows(ctx context.Context, e *Env) ([]Row, error) {
+	f, err := newFleetEnv(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.Log, "  starting %d in-process servers (mTLS)\n", bigFleet)
+	addrs, err := inProcessFleet(e, f, bigFleet)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := f.hostsFile("hosts-1000", addrs)
+	if err != nil {
+		return nil, err
+	}
+	// Warm: the first run pays for page cache and the servers' first
+	// connections.
+	if _, _, _, err := fleetRun(f.rexecCmd(ctx, "--hosts-file", hosts, "run", "--", "true"), 0); err != nil {
+		return nil, err
+	}
+	const reps = 3
+	floor, err := medianOf(reps, func() (time.Duration, error) { return spawnFloor(bigFleet, bigWindow) })
+	if err != nil {
+		return nil, err
+	}
+	wall, err := medianOf(reps, func() (time.Duration, error) {
+		d, _, _, err := fleetRun(f.rexecCmd(ctx, "--hosts-file", hosts, "-f", fmt.Sprint(bigWindow), "run", "--", "true"), 0)
+		return d, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Memory: every target in flight at once (-f 1000), against one.
+	var one, all int64
+	for range reps {
+		_, _, m, err := fleetRun(f.rexecCmd(ctx, "--addr", addrs[0], "run", "-n", "--", "true"), 0)
+		if err != nil {
+			return nil, err
+		}
+		one = max(one, m)
+	}
+	var allWall time.Duration
+	for range reps {
+		d, _, m, err := fleetRun(f.rexecCmd(ctx, "--hosts-file", hosts, "-f", fmt.Sprint(bigFleet), "run", "--", "true"), 0)
+		if err != nil {
+			return nil, err
+		}
+		all = max(all, m)
+		allWall = d
+	}
+	growth := (all - one) / bigFleet
+	return []Row{
+		{Name: fmt.Sprintf("local os/exec, the same %d `sh -c true`, %d at a time (spawn floor)", bigFleet, bigWindow), Value: secs(floor), Ratio: "1.00×"},
+		{Name: fmt.Sprintf("`rexec --hosts-file (%d) -f %d run -- true`", bigFleet, bigWindow), Value: secs(wall),
+			Ratio: fmt.Sprintf("%.2f× floor", wall.Seconds()/floor.Seconds()), Goal: "≤ 2× floor", Met: goal(wall.Seconds() <= 2*floor.Seconds())},
+		{Name: fmt.Sprintf("the same, -f %d: all in flight", bigFleet), Value: secs(allWall), Ratio: fmt.Sprintf("%.2f× floor", allWall.Seconds()/floor.Seconds())},
+		{Name: "client peak RSS: one target / 1,000 in flight", Value: fmt.Sprintf("%s / %s", mib(one), mib(all))},
+		{Name: "client memory per target in flight, TLS included ((peak − one) / 1,000)", Value: fmt.Sprintf("%.0f KiB", float64(growth)/1024),
+			Goal: "≤ 256 KiB", Met: goal(growth <= perTarget)},
+	}, nil
+}
