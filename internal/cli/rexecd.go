@@ -42,6 +42,10 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// Names are more names a token's :authority may give for this server
+	// (--name, repeatable): what clients dial through a load balancer or a
+	// port mapping.
+	Names []string
 }
 
 // Rexecd runs the rexecd command line and returns its exit status.
@@ -81,6 +85,13 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
+	fs.Func("name", "a name clients dial this server by, HOST or HOST:PORT, beside its own addresses and host name (a load balancer's; repeatable): servers that share a name share their tokens", func(v string) error {
+		if err := interceptors.CheckName(v); err != nil {
+			return err
+		}
+		cfg.Names = append(cfg.Names, v)
+		return nil
+	})
 	fs.DurationVar(&cfg.RawIdleTimeout, "raw-idle-timeout", rawsock.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -158,7 +169,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	}
 	run := runner.New(cfg.Runner)
 	srv := server.New(server.Config{
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
+		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
 		Runner:    run,
 		Logger:    log,
 		AuthAdmin: cfg.AuthAdmin,

@@ -79,3 +79,30 @@ func TestTokenBoundToServer(t *testing.T) {
 		})
 	}
 }
+
+// TestRexecdName: rexecd --name NAME:PORT accepts tokens minted for that
+// authority (a load balancer's), and without it refuses them.
+func TestRexecdName(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		flags []string
+		want  codes.Code
+	}{
+		{[]string{"--name", "rexec.lb.test:443"}, codes.OK},
+		{nil, codes.Unauthenticated},
+	} {
+		addr, key, log, _, _ := startRexecd(t, nil, c.flags...)
+		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("rexec.lb.test:443"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := run1(t, conn, "true", interceptors.Mint(key, runMethod, "rexec.lb.test:443", time.Now()))
+		conn.Close()
+		if st.Code() != c.want {
+			t.Errorf("rexecd %v: %v, want %s", c.flags, st, c.want)
+		}
+		if c.want != codes.OK && !strings.Contains(log.String(), "token for another server") {
+			t.Errorf("rexecd %v: the log does not say why:\n%s", c.flags, log.String())
+		}
+	}
+}
