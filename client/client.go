@@ -45,6 +45,7 @@ type Client struct {
 }
 
 type options struct {
+	authority string
 	key       *interceptors.Key
 	tls       *tls.Config
 	keepalive time.Duration
@@ -77,6 +78,12 @@ func WithKeepalive(d time.Duration) Option { return func(o *options) { o.keepali
 // when the program does not read. Zero keeps gRPC's adaptive window.
 func WithWindow(bytes int32) Option { return func(o *options) { o.window = bytes } }
 
+// WithAuthority sets the calls' :authority, which their tokens sign, to
+// authority instead of the address dialed: for a server reached through a
+// proxy or a port forward, whose own address (or --name) the server
+// accepts. By default the address dialed.
+func WithAuthority(authority string) Option { return func(o *options) { o.authority = authority } }
+
 // WithDialOptions adds raw gRPC dial options (a custom dialer, say).
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
@@ -85,7 +92,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // New returns a client of the server at addr. The connection is made on the
 // first call.
 func New(addr string, opts ...Option) (*Client, error) {
-	o := options{keepalive: 30 * time.Second, window: 8 << 20}
+	o := options{keepalive: 30 * time.Second, window: 8 << 20, authority: addr}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -101,7 +108,9 @@ func New(addr string, opts ...Option) (*Client, error) {
 		dial = append(dial, grpc.WithInitialWindowSize(o.window), grpc.WithInitialConnWindowSize(o.window))
 	}
 	if o.key != nil {
-		dial = append(dial, interceptors.ClientOptions(o.key, addr)...)
+		dial = append(dial, interceptors.ClientOptions(o.key, o.authority)...)
+	} else if o.authority != addr {
+		dial = append(dial, grpc.WithAuthority(o.authority))
 	}
 	dial = append(dial, o.dialOpts...)
 	conn, err := grpc.NewClient("passthrough:///"+addr, dial...)

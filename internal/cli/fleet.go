@@ -124,6 +124,12 @@ func (c *command) output(o fleetOutput) (fleet.Output, *fleet.JSON, func() error
 // runFleet runs the call on every target and prints the summary; it
 // returns the run's exit status. call is fleet.Run's or fleet.Echo's.
 func (c *command) runFleet(ts []fleet.Target, o fleetOutput, call func(ctx context.Context, ts []fleet.Target, out fleet.Output, opts fleet.Options) []*fleet.Result) int {
+	switch {
+	case c.fleet.window < 1:
+		return c.fail(fmt.Errorf("-f %d: how many targets run at once is at least 1", c.fleet.window))
+	case c.fleet.connectTimeout <= 0:
+		return c.fail(fmt.Errorf("--connect-timeout %v: give a positive duration, such as 10s", c.fleet.connectTimeout))
+	}
 	d := c.dialer()
 	if err := d.Prepare(ts); err != nil {
 		return c.fail(err)
