@@ -150,6 +150,13 @@ func (c *Client) EchoStream(ctx context.Context) (rexecv1.EchoService_EchoStream
 // before anything is sent, for a word of req that is not UTF-8; a
 // *WrongPortError when the address is rexecd's raw port).
 func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	return c.RunNotify(ctx, req, stdout, stderr, nil)
+}
+
+// RunNotify is Run that calls started, when it is not nil, as the server
+// reports that the command started (its pid, its execution id): the fleet
+// engine ends a target's connect timeout there.
+func (c *Client) RunNotify(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer, started func(*rexecv1.Started)) (*rexecv1.Exited, error) {
 	if err := argtext.Check(req); err != nil {
 		return nil, err
 	}
@@ -159,7 +166,17 @@ func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stder
 	if err != nil {
 		return nil, c.wrongPort(err)
 	}
-	exited, err := Receive(stream.Recv, stdout, stderr)
+	recv := stream.Recv
+	if started != nil {
+		recv = func() (*rexecv1.RunResponse, error) {
+			m, err := stream.Recv()
+			if s := m.GetEvent().GetStarted(); s != nil {
+				started(s)
+			}
+			return m, err
+		}
+	}
+	exited, err := Receive(recv, stdout, stderr)
 	return exited, c.wrongPort(err)
 }
 

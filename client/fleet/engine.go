@@ -43,19 +43,11 @@ type Output interface {
 // each server kill its command's process group, and starts no more.
 func Run(ctx context.Context, targets []Target, req *rexecv1.RunRequest, out Output, opts Options) []*Result {
 	return each(ctx, targets, out, opts, func(ctx context.Context, c *client.Client, r *Result, started func(), stdout, stderr io.Writer) error {
-		stream, err := c.Exec().Run(ctx, req)
-		if err != nil {
-			return err
-		}
-		recv := func() (*rexecv1.RunResponse, error) {
-			m, err := stream.Recv()
-			if s := m.GetEvent().GetStarted(); s != nil {
-				started()
-				r.PID = int(s.GetPid())
-			}
-			return m, err
-		}
-		r.Exited, err = client.Receive(recv, stdout, stderr)
+		var err error
+		r.Exited, err = c.RunNotify(ctx, req, stdout, stderr, func(s *rexecv1.Started) {
+			started()
+			r.PID = int(s.GetPid())
+		})
 		return err
 	})
 }

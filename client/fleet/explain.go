@@ -32,6 +32,10 @@ func Messages(r *Result, keyID string, usesTLS bool, connectTimeout time.Duratio
 // Explain turns rexec's own failure to run a command at addr into one line
 // that says what failed and what to do.
 func Explain(err error, addr, keyID string, usesTLS bool) string {
+	var wrongPort *client.WrongPortError
+	if errors.As(err, &wrongPort) {
+		return fmt.Sprintf("rexec: %s: that port speaks rexec's raw protocol, not gRPC (use --raw with --raw-addr %[1]s, or the gRPC port)", wrongPort.Addr)
+	}
 	if errors.Is(err, client.ErrLostMidCommand) {
 		why := err.Error()
 		var se interface{ GRPCStatus() *status.Status }

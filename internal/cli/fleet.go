@@ -3,16 +3,19 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/rexec/rexec/client/config"
 	"github.com/rexec/rexec/client/fleet"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/internal/argtext"
+	"github.com/rexec/rexec/internal/cliflag"
 )
 
 // fleetFlags are the global flags that name several targets.
@@ -26,6 +29,15 @@ type fleetFlags struct {
 // used reports whether the targets come from -H or --hosts-file rather
 // than --addr.
 func (f *fleetFlags) used() bool { return len(f.hosts) > 0 || len(f.hostsFiles) > 0 }
+
+// register adds the fleet flags to fs (the root's persistent flags).
+func (f *fleetFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&f.hosts, "hosts", "H", nil, "targets instead of --addr: HOST[:PORT], node[01-20]:50051, a config host, @group, dns:///NAME:PORT (repeatable, comma lists)")
+	fs.StringArrayVar(&f.hostsFiles, "hosts-file", nil, "targets one a line (# comments), as -H takes them (repeatable)")
+	fs.IntVarP(&f.window, "fanout", "f", 64, "with several targets: how many run at once (a sliding window)")
+	f.connectTimeout = 10 * time.Second
+	fs.Var(cliflag.Duration{D: &f.connectTimeout}, "connect-timeout", "with several targets: how long a target may take to start the command (default 10s)")
+}
 
 // fleetOutput are run's and echo's flags for several targets.
 type fleetOutput struct {
@@ -44,9 +56,8 @@ func (c *command) targets(ctx context.Context) ([]fleet.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.cfg = cfg
 	r := &fleet.Resolver{Config: cfg}
-	ts, err := r.Resolve(ctx, c.fleet.hosts, c.fleet.hostsFiles)
+	ts, err := r.Resolve(ctx, c.g.fleet.hosts, c.g.fleet.hostsFiles)
 	if err != nil {
 		return nil, fmt.Errorf("-H: %w", err)
 	}
@@ -90,7 +101,7 @@ func (c *command) output(o fleetOutput) (fleet.Output, *fleet.JSON, func() error
 		if k, err := d.Key(&r.Target); err == nil {
 			keyID = k.ID
 		}
-		return fleet.Messages(r, keyID, cr.UsesTLS(), c.fleet.connectTimeout)
+		return fleet.Messages(r, keyID, cr.UsesTLS(), c.g.fleet.connectTimeout)
 	}
 	none := func() error { return nil }
 	switch {
@@ -125,10 +136,10 @@ func (c *command) output(o fleetOutput) (fleet.Output, *fleet.JSON, func() error
 // returns the run's exit status. call is fleet.Run's or fleet.Echo's.
 func (c *command) runFleet(ts []fleet.Target, o fleetOutput, call func(ctx context.Context, ts []fleet.Target, out fleet.Output, opts fleet.Options) []*fleet.Result) int {
 	switch {
-	case c.fleet.window < 1:
-		return c.fail(fmt.Errorf("-f %d: how many targets run at once is at least 1", c.fleet.window))
-	case c.fleet.connectTimeout <= 0:
-		return c.fail(fmt.Errorf("--connect-timeout %v: give a positive duration, such as 10s", c.fleet.connectTimeout))
+	case c.g.fleet.window < 1:
+		return c.fail(fmt.Errorf("-f %d: how many targets run at once is at least 1", c.g.fleet.window))
+	case c.g.fleet.connectTimeout <= 0:
+		return c.fail(fmt.Errorf("--connect-timeout %v: give a positive duration, such as 10s", c.g.fleet.connectTimeout))
 	}
 	d := c.dialer()
 	if err := d.Prepare(ts); err != nil {
@@ -141,7 +152,7 @@ func (c *command) runFleet(ts []fleet.Target, o fleetOutput, call func(ctx conte
 	ctx, stop := interruptContext()
 	defer stop()
 	start := time.Now()
-	results := call(ctx, ts, out, fleet.Options{Window: c.fleet.window, ConnectTimeout: c.fleet.connectTimeout, Dial: d.Dial})
+	results := call(ctx, ts, out, fleet.Options{Window: c.g.fleet.window, ConnectTimeout: c.g.fleet.connectTimeout, Dial: d.Dial})
 	status := fleet.ExitStatus(ctx, results)
 	sum := fleet.Summarize(results, status, time.Since(start), ctx.Err() != nil)
 	if err := closeOut(); err != nil {
@@ -165,14 +176,19 @@ func (c *command) runFleet(ts []fleet.Target, o fleetOutput, call func(ctx conte
 
 // runOnFleet is rexec run with several targets: no stdin (as -n), no -t,
 // no --raw.
-func (c *command) runOnFleet(ts []fleet.Target, req *rexecv1.RunRequest, o fleetOutput, tty, raw bool) int {
+func (c *command) runOnFleet(ts []fleet.Target, req *rexecv1.RunRequest, o *runOpts) int {
 	switch {
-	case tty:
+	case o.so.tty:
 		return c.fail(fmt.Errorf("run: -t needs one target, and -H gave %d: a terminal cannot be shared", len(ts)))
-	case raw:
+	case o.stdin:
+		return c.fail(fmt.Errorf("run: -i needs one target, and -H gave %d: stdin is not read on several (as -n)", len(ts)))
+	case o.raw:
 		return c.fail(fmt.Errorf("run: --raw needs one target, and -H gave %d: the fleet runs over gRPC", len(ts)))
 	}
-	return c.runFleet(ts, o, func(ctx context.Context, ts []fleet.Target, out fleet.Output, opts fleet.Options) []*fleet.Result {
+	if err := argtext.Check(req); err != nil {
+		return c.fail(err)
+	}
+	return c.runFleet(ts, o.fleet, func(ctx context.Context, ts []fleet.Target, out fleet.Output, opts fleet.Options) []*fleet.Result {
 		return fleet.Run(ctx, ts, req, out, opts)
 	})
 }
@@ -207,10 +223,26 @@ func interruptContext() (context.Context, func()) {
 }
 
 // register adds run's and echo's output flags for several targets.
-func (o *fleetOutput) register(fs *flag.FlagSet) {
-	fs.BoolVar(&o.gather, "b", false, "with several targets: print nothing until all end, then one block per set of identical results")
-	fs.BoolVar(&o.gather, "gather", false, "the same as -b")
+func (o *fleetOutput) register(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.gather, "gather", "b", false, "with several targets: print nothing until all end, then one block per set of identical results")
 	fs.StringVar(&o.outputDir, "output-dir", "", "with several targets: write NAME.out, NAME.err and NAME.status into this directory")
 	fs.BoolVar(&o.json, "json", false, "with several targets: one JSON record per target on stdout, then a summary")
 	fs.StringVar(&o.failedFile, "failed-file", "", "with several targets: write the targets that did not exit 0 here, one a line")
+}
+
+// oneTarget points the single-target flags at -H's target when -H (or
+// --hosts-file) is given, for a command that talks to one server. It
+// returns false, with the exit status, when -H names several or none.
+func (c *command) oneTarget(name string) (int, bool) {
+	if !c.g.fleet.used() {
+		return 0, true
+	}
+	ts, err := c.targets(context.Background())
+	if err != nil {
+		return c.fail(err), false
+	}
+	if len(ts) > 1 {
+		return c.fail(fmt.Errorf("%s: talks to one server, and -H gave %d (run and echo take several)", name, len(ts))), false
+	}
+	return 0, true
 }
