@@ -97,9 +97,23 @@ func fleetRun(cmd *exec.Cmd, want int) (time.Duration, string, int64, error) {
 		peak = ru.Maxrss << 10
 	}
 	if code != want {
-		return wall, stderr.String(), peak, fmt.Errorf("%s exited %d, want %d: %s", filepath.Base(cmd.Path), code, want, lastLine(stderr.Bytes()))
+		return wall, stderr.String(), peak, fmt.Errorf("%s exited %d, want %d: %s", filepath.Base(cmd.Path), code, want, summaryOf(stderr.String()))
 	}
 	return wall, stderr.String(), peak, nil
+}
+
+// summaryOf is rexec's summary lines in stderr, each cut to 200 bytes.
+func summaryOf(stderr string) string {
+	var out []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "rexec: ") {
+			out = append(out, l[:min(len(l), 200)])
+		}
+	}
+	if len(out) == 0 {
+		return lastLine([]byte(stderr))
+	}
+	return strings.Join(out[max(0, len(out)-4):], " / ")
 }
 
 // medianOf runs op n times and returns the median wall time.

@@ -135,7 +135,9 @@ func fleet1000Rows(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	var allWall time.Duration
 	for range reps {
-		m, d, err := peakRSS(f.rexecCmd(ctx, "--hosts-file", hosts, "-f", fmt.Sprint(bigFleet), "run", "--", "sleep 1"))
+		// A long connect timeout: this run measures memory, and this one
+		// process starts all 1,000 commands at once.
+		m, d, err := peakRSS(f.rexecCmd(ctx, "--hosts-file", hosts, "-f", fmt.Sprint(bigFleet), "--connect-timeout", "2m", "run", "--", "sleep 1"))
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +178,7 @@ func peakRSS(cmd *exec.Cmd) (int64, time.Duration, error) {
 		select {
 		case err := <-done:
 			if err != nil {
-				return peak, 0, fmt.Errorf("%v: %s", err, lastLine(stderr.Bytes()))
+				return peak, 0, fmt.Errorf("%v: %s", err, summaryOf(stderr.String()))
 			}
 			return peak, time.Since(start), nil
 		case <-tick.C:
