@@ -36,7 +36,7 @@ func (f *fleetFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.hostsFiles, "hosts-file", nil, "targets one a line (# comments), as -H takes them (repeatable)")
 	fs.IntVarP(&f.window, "fanout", "f", 64, "with several targets: how many run at once (a sliding window)")
 	f.connectTimeout = 10 * time.Second
-	fs.Var(cliflag.Duration{D: &f.connectTimeout}, "connect-timeout", "with several targets: how long a target may take to start the command (default 10s)")
+	fs.Var(cliflag.Duration{D: &f.connectTimeout}, "connect-timeout", "with several targets: how long a target may take to start the command")
 }
 
 // fleetOutput are run's and echo's flags for several targets.
