@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
@@ -76,9 +75,9 @@ func (f *fleetEnv) hostsFile(name string, addrs []string) (string, error) {
 	return path, os.WriteFile(path, []byte(strings.Join(addrs, "\n")+"\n"), 0o644)
 }
 
-// fleetRun runs cmd and returns its wall time, its stderr and its peak RSS;
-// an exit status other than want is an error.
-func fleetRun(cmd *exec.Cmd, want int) (time.Duration, string, int64, error) {
+// fleetRun runs cmd and returns its wall time, its stderr and the CPU time
+// it used (user and system); an exit status other than want is an error.
+func fleetRun(cmd *exec.Cmd, want int) (time.Duration, string, time.Duration, error) {
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = nil, &stderr
 	start := time.Now()
@@ -92,14 +91,11 @@ func fleetRun(cmd *exec.Cmd, want int) (time.Duration, string, int64, error) {
 	case err != nil:
 		return wall, stderr.String(), 0, err
 	}
-	var peak int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peak = ru.Maxrss << 10
-	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if code != want {
-		return wall, stderr.String(), peak, fmt.Errorf("%s exited %d, want %d: %s", filepath.Base(cmd.Path), code, want, summaryOf(stderr.String()))
+		return wall, stderr.String(), cpu, fmt.Errorf("%s exited %d, want %d: %s", filepath.Base(cmd.Path), code, want, summaryOf(stderr.String()))
 	}
-	return wall, stderr.String(), peak, nil
+	return wall, stderr.String(), cpu, nil
 }
 
 // summaryOf is rexec's summary lines in stderr, each cut to 200 bytes.
