@@ -38,6 +38,8 @@ func Groups() []Group {
 		sleepersGroup,
 		slowReaderGroup,
 		filesGroup,
+		fleetGroup,
+		fleet1000Group,
 		soakGroup,
 	}
 }

@@ -90,6 +90,9 @@ PrintMotd no
 AcceptEnv none
 LogLevel ERROR
 Subsystem sftp internal-sftp
+# A fleet of 100 hosts has 100 sshd, each with its own MaxStartups; this
+# one sshd stands for all of them (the fleet group's pdsh and clush).
+MaxStartups 256
 `, s.Port, dir, dir)
 	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600); err != nil {
 		s.Stop()

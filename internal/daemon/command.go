@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rexec/rexec/files"
+	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/cliflag"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/rawsock/rawserver"
@@ -69,6 +70,11 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 				return cliflag.Usagef(cmd, "--log-format %q: want text or json", cfg.LogFormat)
 			}
+			for _, n := range cfg.Names {
+				if err := interceptors.CheckName(n); err != nil {
+					return cliflag.Usagef(cmd, "--name: %v", err)
+				}
+			}
 			return RunDaemon(cfg, stderr)
 		},
 	}
@@ -108,4 +114,5 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.Files.StateDir, "state-dir", files.DefaultStateDir(), "where partial uploads of keys without root= are kept (in partial/)")
 	dur(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
 	dur(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
+	fs.StringArrayVar(&cfg.Names, "name", nil, "a name clients dial this server by, HOST or HOST:PORT, besides its own addresses and host name: a load balancer's (repeatable). Servers that share a name share their tokens")
 }

@@ -44,6 +44,10 @@ type DaemonConfig struct {
 	// Files configures the file service (--state-dir, --partial-ttl,
 	// --upload-checkpoint).
 	Files files.Config
+	// Names are more names a token's :authority may give for this server
+	// (--name, repeatable): what clients dial through a load balancer or a
+	// port mapping.
+	Names []string
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -112,7 +116,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
 	srv := server.New(server.Config{
 		Files:     &cfg.Files,
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
+		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
 		Runner:    run,
 		Logger:    log,
 		AuthAdmin: cfg.AuthAdmin,

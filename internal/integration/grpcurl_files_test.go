@@ -30,7 +30,7 @@ func TestGrpcurlFiles(t *testing.T) {
 
 	call := func(method, body string) string {
 		t.Helper()
-		tok := interceptors.Mint(k, "/rexec.v1.FileService/"+method, time.Now())
+		tok := interceptors.Mint(k, "/rexec.v1.FileService/"+method, srv.Addr, time.Now())
 		out, stderr, err := run(t, grpcurl, "-plaintext", "-H", "authorization: "+tok, "-d", body, srv.Addr, "rexec.v1.FileService/"+method)
 		if err != nil {
 			t.Fatalf("%s: %v %s", method, err, stderr)
@@ -54,7 +54,7 @@ func TestGrpcurlFiles(t *testing.T) {
 		t.Errorf("download gave %q and sha256 %x", data, sum)
 	}
 	// files does not allow writing.
-	tok := interceptors.Mint(k, "/rexec.v1.FileService/Mkdir", time.Now())
+	tok := interceptors.Mint(k, "/rexec.v1.FileService/Mkdir", srv.Addr, time.Now())
 	_, stderr, err := run(t, grpcurl, "-plaintext", "-H", "authorization: "+tok, "-d", `{"path":"x"}`, srv.Addr, "rexec.v1.FileService/Mkdir")
 	if err == nil || !strings.Contains(stderr, "Code: PermissionDenied") {
 		t.Errorf("mkdir with a files-only key: %v %s", err, stderr)
