@@ -25,6 +25,7 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/argtext"
+	"github.com/rexec/rexec/internal/codec"
 )
 
 // ErrLostMidCommand wraps the error of a call whose connection broke after
@@ -104,6 +105,10 @@ func New(addr string, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: 10 * time.Second}),
 	}
+	// gRPC's codec with buffers sized to rexec's messages and not zeroed:
+	// per GiB of output, rexecd spent 1.4 s of CPU with gRPC's own, 1.05 s
+	// with it (package codec).
+	dial = append(dial, codec.DialOptions()...)
 	if o.window > 0 {
 		dial = append(dial, grpc.WithInitialWindowSize(o.window), grpc.WithInitialConnWindowSize(o.window))
 	}
