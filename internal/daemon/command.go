@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rexec/rexec/internal/cliflag"
+	"github.com/rexec/rexec/internal/telemetry"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/rawsock/rawserver"
 )
@@ -59,7 +60,9 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
   rexecd --raw-listen 127.0.0.1:50052                     # also the raw socket transport
   rexecd --listen 0.0.0.0:50051 --tls-cert certs/server.crt --tls-key certs/server.key \
          --tls-client-ca certs/ca.crt                     # mTLS on every address (rexec certs makes these)
-  rexecd --listen 127.0.0.1:0 --addr-file addr            # a free port, written to ./addr`,
+  rexecd --listen 127.0.0.1:0 --addr-file addr            # a free port, written to ./addr
+  rexecd --metrics-listen 127.0.0.1:9464                  # Prometheus metrics at http://127.0.0.1:9464/metrics
+  rexecd --otlp-endpoint http://127.0.0.1:4317            # a trace span per call, to an OTLP collector`,
 		Version:       version.String(),
 		Args:          cliflag.NoArgs("rexecd takes flags only"),
 		SilenceUsage:  true,
@@ -67,6 +70,11 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 				return cliflag.Usagef(cmd, "--log-format %q: want text or json", cfg.LogFormat)
+			}
+			if cfg.OTLPEndpoint != "" {
+				if err := telemetry.CheckEndpoint(cfg.OTLPEndpoint); err != nil {
+					return cliflag.Usagef(cmd, "--otlp-endpoint %q: %v", cfg.OTLPEndpoint, err)
+				}
 			}
 			return RunDaemon(cfg, stderr)
 		},
@@ -104,4 +112,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
 	dur(&cfg.RawIdleTimeout, "raw-idle-timeout", rawserver.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics over HTTP at this address's /metrics, e.g. 127.0.0.1:9464 (default: off)")
+	fs.StringVar(&cfg.MetricsAddrFile, "metrics-addr-file", "", "write the metrics listener's bound address to this file")
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "export a trace span per call to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (default: off)")
 }
