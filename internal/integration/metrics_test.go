@@ -92,7 +92,8 @@ func (s scrape) series(name string) string {
 		for _, l := range m.GetLabel() {
 			ls = append(ls, l.GetName()+"="+l.GetValue())
 		}
-		fmt.Fprintf(&b, "\n  {%s} %v%v", strings.Join(ls, ","), m.GetCounter().GetValue(), m.GetGauge().GetValue())
+		v := m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		fmt.Fprintf(&b, "\n  {%s} %v", strings.Join(ls, ","), v)
 	}
 	return b.String()
 }
