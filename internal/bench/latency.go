@@ -50,6 +50,13 @@ func latencyRows(ctx context.Context, e *Env) ([]Row, error) {
 		}
 		rows = append(rows, r)
 	}
+	if cfg.Metrics {
+		mrows, err := metricsLatencyRows(ctx, e, ts)
+		rows = append(rows, mrows...)
+		if err != nil {
+			return rows, err
+		}
+	}
 	rexec := filepath.Join(e.bin, "rexec")
 	cold, err := Time(cfg.ColdReps, func() error {
 		return exec.Command(rexec, "--addr", d.Addr, "--key-file", d.KeyFile, "run", "--", "true").Run()
@@ -80,5 +87,66 @@ func latencyRows(ctx context.Context, e *Env) ([]Row, error) {
 			Ratio: fmt.Sprintf("%.1f× local", float64(sshCold.Median())/float64(base))},
 		Row{Name: "`ssh 127.0.0.1 true` (ControlMaster, multiplexed)", Median: sshMux.Median(), P99: sshMux.P99(),
 			Ratio: fmt.Sprintf("%.1f× local", float64(sshMux.Median())/float64(base))})
+	return rows, nil
+}
+
+// metricsLatencyRows times `true` on the shared rexecd and on a second one
+// with --metrics-listen, per transport, in rounds that alternate between
+// the two so that the machine's drift falls on both: what metrics cost a
+// call and its command.
+func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, error) {
+	d, err := e.StartDaemon(ctx, "--metrics-listen", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.Client()
+	if err != nil {
+		return nil, err
+	}
+	extra, err := extraTransports(ctx, d)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	withMetrics := append([]Transport{clientTransport{"gRPC", c.Run, c.Close}}, extra...)
+	defer func() {
+		for _, t := range withMetrics {
+			t.Close()
+		}
+	}()
+	runTrue := func(t Transport) func() error {
+		return func() error {
+			code, err := t.Run(ctx, []string{"true"}, io.Discard)
+			if err == nil && code != 0 {
+				err = fmt.Errorf("exit %d", code)
+			}
+			return err
+		}
+	}
+	var rows []Row
+	for i, t := range withMetrics {
+		for range 20 { // warm the connection and the server
+			if err := runTrue(t)(); err != nil {
+				return rows, err
+			}
+		}
+		const rounds = 10
+		var off, on Sample
+		for range rounds {
+			s, err := Time(e.Cfg.Reps/rounds, runTrue(plain[i]))
+			if err != nil {
+				return rows, err
+			}
+			off = append(off, s...)
+			if s, err = Time(e.Cfg.Reps/rounds, runTrue(t)); err != nil {
+				return rows, err
+			}
+			on = append(on, s...)
+		}
+		rows = append(rows,
+			Row{Name: "rexec " + t.Name() + " warm connection, metrics off (interleaved)", Median: off.Median(), P99: off.P99()},
+			Row{Name: "rexec " + t.Name() + " warm connection, metrics on (interleaved)", Median: on.Median(), P99: on.P99(),
+				Ratio: fmt.Sprintf("%.2f× metrics off", float64(on.Median())/float64(off.Median()))})
+	}
 	return rows, nil
 }
