@@ -123,10 +123,12 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 			}
 			sides[i] = &side{c: c, stop: stop}
 		}
-		// Alternate short rounds so that the machine's drift falls on both.
+		// Alternate short rounds so that the machine's drift falls on every
+		// side, each side first in as many rounds as the others.
 		const rounds = 10
-		for range rounds {
-			for _, sd := range sides {
+		for r := range rounds {
+			for j := range sides {
+				sd := sides[(j+r)%len(sides)]
 				q, smp, err := echoLoad(ctx, sd.c, callers, cfg.EchoFor/rounds)
 				if err != nil {
 					return rows, err

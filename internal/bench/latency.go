@@ -92,8 +92,8 @@ func latencyRows(ctx context.Context, e *Env) ([]Row, error) {
 
 // metricsLatencyRows times `true` on the shared rexecd and on a second one
 // with --metrics-listen, per transport, in rounds that alternate between
-// the two so that the machine's drift falls on both: what metrics cost a
-// call and its command.
+// the two (each first in half of them) so that the machine's drift falls
+// on both: what metrics cost a call and its command.
 func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, error) {
 	d, err := e.StartDaemon(ctx, "--metrics-listen", "127.0.0.1:0")
 	if err != nil {
@@ -132,16 +132,21 @@ func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, 
 		}
 		const rounds = 10
 		var off, on Sample
-		for range rounds {
-			s, err := Time(e.Cfg.Reps/rounds, runTrue(plain[i]))
+		for r := range rounds {
+			// Each side goes first in half of the rounds.
+			first, second, fs, ss := runTrue(plain[i]), runTrue(t), &off, &on
+			if r%2 == 1 {
+				first, second, fs, ss = second, first, ss, fs
+			}
+			s, err := Time(e.Cfg.Reps/rounds, first)
 			if err != nil {
 				return rows, err
 			}
-			off = append(off, s...)
-			if s, err = Time(e.Cfg.Reps/rounds, runTrue(t)); err != nil {
+			*fs = append(*fs, s...)
+			if s, err = Time(e.Cfg.Reps/rounds, second); err != nil {
 				return rows, err
 			}
-			on = append(on, s...)
+			*ss = append(*ss, s...)
 		}
 		rows = append(rows,
 			Row{Name: "rexec " + t.Name() + " warm connection, metrics off (interleaved)", Median: off.Median(), P99: off.P99()},
