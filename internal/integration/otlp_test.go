@@ -67,6 +67,9 @@ func TestOTLPExport(t *testing.T) {
 	e, err := c.Run(context.Background(), &rexecv1.RunRequest{Shell: "exit 4"}, io.Discard, io.Discard)
 	c.Close()
 	d.Stop() // SIGTERM: rexecd sends the spans it still holds before it exits
+	if !d.StoppedCleanly() {
+		t.Error("rexecd did not exit 0 on SIGTERM")
+	}
 	if err != nil || e.GetExitCode() != 4 {
 		t.Fatalf("Run: %v %v", e, err)
 	}
@@ -95,5 +98,38 @@ func TestOTLPExport(t *testing.T) {
 	}
 	if len(col.services) == 0 || col.services[0] != "rexecd" {
 		t.Errorf("service.name %v, want rexecd", col.services)
+	}
+}
+
+// TestOTLPCollectorDown: with --otlp-endpoint at a port where nothing
+// listens, calls work as ever, and rexecd still stops within its bound
+// (it gives up sending its spans after 5 s), with status 0.
+func TestOTLPCollectorDown(t *testing.T) {
+	t.Parallel()
+	bin := binaries(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := lis.Addr().String()
+	lis.Close()
+	d, err := bench.StartDaemon(context.Background(), bin, "--otlp-endpoint", "http://"+closed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Client()
+	if err != nil {
+		d.Stop()
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if e, err := c.Run(context.Background(), &rexecv1.RunRequest{Shell: "exit 5"}, io.Discard, io.Discard); err != nil || e.GetExitCode() != 5 {
+			t.Fatalf("call %d with the collector down: %v %v", i, e, err)
+		}
+	}
+	c.Close()
+	d.Stop()
+	if !d.StoppedCleanly() {
+		t.Error("rexecd did not exit 0 on SIGTERM within 15 s with its OTLP collector down (its bound for the spans is 5 s)")
 	}
 }
