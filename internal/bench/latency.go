@@ -51,7 +51,7 @@ func latencyRows(ctx context.Context, e *Env) ([]Row, error) {
 		rows = append(rows, r)
 	}
 	if cfg.Metrics {
-		mrows, err := metricsLatencyRows(ctx, e, ts)
+		mrows, err := metricsLatencyRows(ctx, e)
 		rows = append(rows, mrows...)
 		if err != nil {
 			return rows, err
@@ -90,30 +90,37 @@ func latencyRows(ctx context.Context, e *Env) ([]Row, error) {
 	return rows, nil
 }
 
-// metricsLatencyRows times `true` on the shared rexecd and on a second one
-// with --metrics-listen, per transport, in rounds that alternate between
-// the two (each first in half of them) so that the machine's drift falls
-// on both: what metrics cost a call and its command.
-func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, error) {
-	d, err := e.StartDaemon(ctx, "--metrics-listen", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	c, err := d.Client()
-	if err != nil {
-		return nil, err
-	}
-	extra, err := extraTransports(ctx, d)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	withMetrics := append([]Transport{clientTransport{"gRPC", c.Run, c.Close}}, extra...)
+// metricsLatencyRows times `true` on two fresh rexecd, one with
+// --metrics-listen, per transport, in rounds that alternate between the two
+// (each first in half of them) so that the machine's drift falls on both:
+// what metrics cost a call and its command. (Against the shared rexecd,
+// warmed by the rows before, a second one without metrics came out 4–12%
+// slower: both sides are fresh here.)
+func metricsLatencyRows(ctx context.Context, e *Env) ([]Row, error) {
+	var sides [2][]Transport // without metrics, with
 	defer func() {
-		for _, t := range withMetrics {
-			t.Close()
+		for _, ts := range sides {
+			for _, t := range ts {
+				t.Close()
+			}
 		}
 	}()
+	for i, flags := range [][]string{nil, {"--metrics-listen", "127.0.0.1:0"}} {
+		d, err := e.StartDaemon(ctx, flags...)
+		if err != nil {
+			return nil, err
+		}
+		c, err := d.Client()
+		if err != nil {
+			return nil, err
+		}
+		sides[i] = append(sides[i], clientTransport{"gRPC", c.Run, c.Close})
+		extra, err := extraTransports(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		sides[i] = append(sides[i], extra...)
+	}
 	runTrue := func(t Transport) func() error {
 		return func() error {
 			code, err := t.Run(ctx, []string{"true"}, io.Discard)
@@ -124,9 +131,13 @@ func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, 
 		}
 	}
 	var rows []Row
-	for i, t := range withMetrics {
-		for range 20 { // warm the connection and the server
-			if err := runTrue(t)(); err != nil {
+	for i := range sides[0] {
+		plain, metered := sides[0][i], sides[1][i]
+		for range 20 { // warm the connections and the servers
+			if err := runTrue(plain)(); err != nil {
+				return rows, err
+			}
+			if err := runTrue(metered)(); err != nil {
 				return rows, err
 			}
 		}
@@ -134,7 +145,7 @@ func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, 
 		var off, on Sample
 		for r := range rounds {
 			// Each side goes first in half of the rounds.
-			first, second, fs, ss := runTrue(plain[i]), runTrue(t), &off, &on
+			first, second, fs, ss := runTrue(plain), runTrue(metered), &off, &on
 			if r%2 == 1 {
 				first, second, fs, ss = second, first, ss, fs
 			}
@@ -149,8 +160,8 @@ func metricsLatencyRows(ctx context.Context, e *Env, plain []Transport) ([]Row, 
 			*ss = append(*ss, s...)
 		}
 		rows = append(rows,
-			Row{Name: "rexec " + t.Name() + " warm connection, metrics off (interleaved)", Median: off.Median(), P99: off.P99()},
-			Row{Name: "rexec " + t.Name() + " warm connection, metrics on (interleaved)", Median: on.Median(), P99: on.P99(),
+			Row{Name: "rexec " + plain.Name() + " warm connection, metrics off (interleaved)", Median: off.Median(), P99: off.P99()},
+			Row{Name: "rexec " + plain.Name() + " warm connection, metrics on (interleaved)", Median: on.Median(), P99: on.P99(),
 				Ratio: fmt.Sprintf("%.2f× metrics off", float64(on.Median())/float64(off.Median()))})
 	}
 	return rows, nil
