@@ -118,6 +118,7 @@ func New(cfg Config) *Server {
 		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		refuseCompressedOption(),
 	)
 	if cfg.Creds != nil {
 		opts = append(opts, grpc.Creds(cfg.Creds))
