@@ -104,6 +104,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: 10 * time.Second}),
+		traceDialOption(),
 	}
 	// gRPC's codec with buffers sized to rexec's messages and not zeroed:
 	// per GiB of output, rexecd spent 1.4 s of CPU with gRPC's own, 1.05 s

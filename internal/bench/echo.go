@@ -12,6 +12,7 @@ import (
 
 	"github.com/rexec/rexec/client"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/telemetry"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -24,7 +25,7 @@ var echoGroup = Group{
 
 // echoServer starts an in-process server, with or without auth, for the
 // echo rows: the only difference between the two is the auth interceptor.
-func echoServer(noAuth bool) (addr string, key *interceptors.Key, stop func(), err error) {
+func echoServer(noAuth, metrics bool) (addr string, key *interceptors.Key, stop func(), err error) {
 	key, err = interceptors.GenerateKey("bench")
 	if err != nil {
 		return "", nil, nil, err
@@ -36,6 +37,11 @@ func echoServer(noAuth bool) (addr string, key *interceptors.Key, stop func(), e
 	}
 	if !noAuth {
 		cfg.Verifier = interceptors.NewVerifier(interceptors.NewKeyRing([]*interceptors.Key{key}), interceptors.VerifierOptions{})
+	}
+	if metrics { // as rexecd --metrics-listen sets them up
+		m := telemetry.NewMetrics("bench")
+		cfg.Runner = runner.New(runner.Options{Observer: telemetry.NewObserver(m)})
+		cfg.Observe, cfg.OnAuthFailure = m.ServerOptions(), m.GRPCAuthFailure
 	}
 	srv := server.New(cfg)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -91,9 +97,15 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	var rows []Row
 	for _, callers := range []int{1, 16} {
-		var sides [2]*side // 0: no auth, 1: HMAC auth
-		for i, noAuth := range []bool{true, false} {
-			addr, key, stop, err := echoServer(noAuth)
+		sides := []*side{nil, nil} // 0: no auth, 1: HMAC auth, 2: HMAC auth and metrics (--metrics)
+		kinds := []struct{ noAuth, metrics bool }{{true, false}, {false, false}}
+		if cfg.Metrics {
+			kinds = append(kinds, struct{ noAuth, metrics bool }{false, true})
+			sides = append(sides, nil)
+		}
+		for i, k := range kinds {
+			noAuth := k.noAuth
+			addr, key, stop, err := echoServer(noAuth, k.metrics)
 			if err != nil {
 				return rows, err
 			}
@@ -112,16 +124,16 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 			}
 			sides[i] = &side{c: c, stop: stop}
 		}
-		// Short rounds, in pairs (no auth, auth; then auth, no auth), so that
-		// the machine's drift falls on both alike. The ratio is the median of
-		// the pairs' ratios: on a shared machine a stall lands in one round
-		// and moves one pair, not the result.
+		// Short rounds, every side once a round, each first in as many rounds
+		// as the others, so that the machine's drift falls on all alike. A
+		// ratio is the median of the rounds' ratios: on a shared machine a
+		// stall lands in one round and moves one ratio, not the result.
 		const rounds = 30
-		ratios := make([]float64, 0, rounds)
-		for i := range rounds {
-			var q [2]float64
-			for j := range 2 {
-				k := j ^ (i & 1)
+		ratios := make([][]float64, len(sides)) // [i]: side i against side i-1
+		for r := range rounds {
+			q := make([]float64, len(sides))
+			for j := range sides {
+				k := (j + r) % len(sides)
 				sd := sides[k]
 				v, smp, err := echoLoad(ctx, sd.c, callers, cfg.EchoFor/rounds)
 				if err != nil {
@@ -131,14 +143,24 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 				sd.n += v / rounds
 				sd.s = append(sd.s, smp...)
 			}
-			ratios = append(ratios, q[1]/q[0])
+			for i := 1; i < len(sides); i++ {
+				ratios[i] = append(ratios[i], q[i]/q[i-1])
+			}
 		}
-		slices.Sort(ratios)
-		ratio := ratios[len(ratios)/2]
+		median := func(i int) (float64, string) {
+			slices.Sort(ratios[i])
+			return ratios[i][rounds/2], fmt.Sprintf("median of %d rounds; %.2f–%.2f", rounds, ratios[i][rounds/4], ratios[i][3*rounds/4])
+		}
+		ratio, spread := median(1)
 		rows = append(rows,
 			Row{Name: fmt.Sprintf("%d caller(s), no auth", callers), Median: sides[0].s.Median(), P99: sides[0].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[0].n)},
 			Row{Name: fmt.Sprintf("%d caller(s), HMAC auth", callers), Median: sides[1].s.Median(), P99: sides[1].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[1].n),
-				Ratio: fmt.Sprintf("%.2f× no-auth QPS (median of %d paired rounds; %.2f–%.2f)", ratio, rounds, ratios[rounds/4], ratios[3*rounds/4]), Goal: "≥ 0.95× no-auth QPS", Met: goal(ratio >= 0.95)})
+				Ratio: fmt.Sprintf("%.2f× no-auth QPS (%s)", ratio, spread), Goal: "≥ 0.95× no-auth QPS", Met: goal(ratio >= 0.95)})
+		if cfg.Metrics {
+			mr, mspread := median(2)
+			rows = append(rows, Row{Name: fmt.Sprintf("%d caller(s), HMAC auth, metrics on", callers), Median: sides[2].s.Median(),
+				P99: sides[2].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[2].n), Ratio: fmt.Sprintf("%.2f× HMAC auth QPS (%s)", mr, mspread)})
+		}
 	}
 	return rows, nil
 }
