@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Codec is gRPC's "proto" codec with its buffers from a Pool. Use it
-// through ServerOptions and DialOptions, which also give the transport the
-// same pool for the frames it reads.
+// Codec is gRPC's "proto" codec with its buffers from a Pool. Importing
+// this package registers one in the place of gRPC's; ServerOptions and
+// DialOptions give the transports the same pool for the frames they read.
 type Codec struct {
 	pool *Pool
 }
@@ -76,17 +76,19 @@ var (
 	sharedCodec = New(sharedPool)
 )
 
-// ServerOptions make a server encode and decode with the Codec and read
-// frames into the Pool.
+// init puts the Codec in the place of gRPC's own "proto" codec (registered
+// by the package imported above, whose init runs first): every client and
+// server of this process then uses it, with the content-type unchanged
+// (application/grpc), which a codec forced per call would have made
+// application/grpc+proto.
+func init() { encoding.RegisterCodecV2(sharedCodec) }
+
+// ServerOptions make a server's transport read frames into the Pool.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec), experimental.BufferPool(sharedPool)}
+	return []grpc.ServerOption{experimental.BufferPool(sharedPool)}
 }
 
-// DialOptions make a client encode and decode with the Codec and read
-// frames into the Pool.
+// DialOptions make a client's transport read frames into the Pool.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(sharedCodec)),
-		experimental.WithBufferPool(sharedPool),
-	}
+	return []grpc.DialOption{experimental.WithBufferPool(sharedPool)}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/encoding"
+	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
@@ -78,4 +80,12 @@ func frames(b []byte, n int) mem.BufferSlice {
 		b = b[k:]
 	}
 	return s
+}
+
+// TestRegistered: importing the package replaces gRPC's proto codec, so
+// that every client and server of the process uses the pool.
+func TestRegistered(t *testing.T) {
+	if got := encoding.GetCodecV2(protocodec.Name); got != sharedCodec {
+		t.Fatalf("gRPC's %q codec is %T, want this package's", protocodec.Name, got)
+	}
 }

@@ -12,5 +12,7 @@
 //     framing, a 256 KiB file chunk), and it does not zero: every user writes
 //     a buffer's bytes before it reads them (a marshal, a frame read, a copy).
 //
-// A server takes ServerOptions, a client DialOptions.
+// Importing the package puts its codec in the place of gRPC's "proto" codec
+// for the whole process; a server takes ServerOptions and a client
+// DialOptions so that their transports read frames into the same pool.
 package codec
