@@ -43,6 +43,7 @@ func TestRexecdExitStatus(t *testing.T) {
 		{[]string{"--max-concurrent", "many"}, 2, `rexecd: --max-concurrent "many": `},
 		{[]string{"--log-format", "xml"}, 2, `rexecd: --log-format "xml": want text or json`},
 		{[]string{"serve"}, 2, `rexecd: unexpected argument "serve"`},
+		{[]string{"--memory-limit", "1.5G"}, 2, `rexecd: --memory-limit "1.5G": want a byte count, or a number with K, M, G or T (powers of 1024), like 512M, or auto`},
 		{[]string{"--listen", taken.Addr().String(), "--keys", keys}, 1, "rexecd: listen: "},
 		{[]string{"--otlp-endpoint", "localhost:4317"}, 2, `rexecd: --otlp-endpoint "localhost:4317": want the URL of an OTLP/gRPC collector: http://HOST:4317`},
 		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", "0.0.0.0:0"}, 1,
