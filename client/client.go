@@ -172,15 +172,13 @@ func (c *Client) RunNotify(ctx context.Context, req *rexecv1.RunRequest, stdout,
 	if err != nil {
 		return nil, c.wrongPort(err)
 	}
-	recv := stream.Recv
-	if started != nil {
-		recv = func() (*rexecv1.RunResponse, error) {
-			m, err := stream.Recv()
-			if s := m.GetEvent().GetStarted(); s != nil {
-				started(s)
-			}
-			return m, err
+	var m rexecv1.RunResponse
+	recv := func() (*rexecv1.RunResponse, error) {
+		err := stream.RecvMsg(&m)
+		if s := m.GetEvent().GetStarted(); s != nil && err == nil && started != nil {
+			started(s)
 		}
+		return &m, err
 	}
 	exited, err := Receive(recv, stdout, stderr)
 	return exited, c.wrongPort(err)
@@ -188,7 +186,10 @@ func (c *Client) RunNotify(ctx context.Context, req *rexecv1.RunRequest, stdout,
 
 // Receive reads the events of a Run or Session with recv until Exited,
 // writing output to the writers, and checks the stream's rules: Started
-// first, output sequence numbers without gaps, Exited last.
+// first, output sequence numbers without gaps, Exited last. recv may
+// return the same message each time (RecvMsg into one message, whose
+// output buffer the codec then reuses): Receive keeps nothing of a message
+// past the next recv but the Exited it returns.
 func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), stdout, stderr io.Writer) (*rexecv1.Exited, error) {
 	var (
 		seq     uint64

@@ -143,7 +143,8 @@ func (s *Session) Resize(rows, cols uint16) error {
 // returns its Exited event, or an error when rexec itself failed. It ends
 // the call and the session's sender before it returns.
 func (s *Session) Wait(stdout, stderr io.Writer) (*rexecv1.Exited, error) {
-	exited, err := Receive(s.stream.Recv, stdout, stderr)
+	var m rexecv1.SessionResponse
+	exited, err := Receive(func() (*rexecv1.SessionResponse, error) { return &m, s.stream.RecvMsg(&m) }, stdout, stderr)
 	if err == nil {
 		// The server ends the call with OK right after Exited; read that
 		// end so it is not cut short by our cancel below.

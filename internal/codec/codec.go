@@ -51,13 +51,18 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, c.pool)}, nil
 }
 
-// Unmarshal decodes data into v. A message that arrived in one buffer is
-// decoded where it lies; one spread over several (a message larger than an
-// HTTP/2 frame) is first gathered into one pooled buffer.
+// Unmarshal decodes data into v. Output events and stdin are copied once,
+// from the frames into the message (fast.go); another message that arrived
+// in one buffer is decoded where it lies, and one spread over several (a
+// message larger than an HTTP/2 frame) is first gathered into one pooled
+// buffer.
 func (c *Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return fmt.Errorf("codec: %T is not a proto.Message", v)
+	}
+	if fastUnmarshal(data, v) {
+		return nil
 	}
 	if len(data) == 1 {
 		return proto.Unmarshal(data[0].ReadOnlyData(), m)
