@@ -86,6 +86,7 @@ func (c *Client) OpenSession(ctx context.Context, start *rexecv1.SessionStart, s
 	} else {
 		s.free <- make([]byte, StdinChunk)
 		s.free <- make([]byte, StdinChunk)
+		growPipe(stdin)
 		go s.readStdin(stdin)
 	}
 	go s.send()

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package client
+
+import "io"
+
+func growPipe(io.Reader) {}
