@@ -71,10 +71,13 @@ type Config struct {
 	// sends on one call (an upload, a Session's stdin); a connection's is
 	// four times it. It bounds what the server buffers per call when it
 	// reads slower than the network, and a call's speed to StreamWindow per
-	// round trip (512 KiB: 500 MB/s at 1 ms, 50 MB/s at 10 ms: raise it for
+	// round trip (1 MiB: 1 GB/s at 1 ms, 100 MB/s at 10 ms: raise it for
 	// uploads over long distances). gRPC's adaptive windows grow to 16 MiB
 	// a call instead: 8 transfers at once then held 130 MiB of server RSS on
-	// loopback. By default 512 KiB.
+	// loopback. By default 1 MiB: a session's stdin on loopback moved
+	// 0.27-0.36 GB/s with 512 KiB, 0.35-0.51 GB/s with 1 MiB, no more with
+	// 2 MiB (1 GiB, rounds in turn); 8 file transfers at once held 42 MiB of
+	// server RSS with 512 KiB, 53 MiB with 2 MiB.
 	StreamWindow int32
 	// Observe are server options that observe every call (metrics
 	// interceptors, a stats handler), put outermost so that they see calls
@@ -118,7 +121,7 @@ func New(cfg Config) *Server {
 		cfg.MaxConcurrentStreams = uint32(cfg.Runner.Options().MaxConcurrent) + 256
 	}
 	if cfg.StreamWindow <= 0 {
-		cfg.StreamWindow = 512 << 10
+		cfg.StreamWindow = 1 << 20
 	}
 	if cfg.MaxHeaderListSize == 0 {
 		cfg.MaxHeaderListSize = 8 << 10
