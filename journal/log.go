@@ -1,0 +1,310 @@
+package journal
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/rexec/rexec/runner"
+)
+
+// outputLog is one execution's output: segment files on disk, oldest first,
+// and the newest records in memory as well (the tail), so that a reader
+// that keeps up — the live stream — never reads back from disk what is
+// still in memory. Records are encoded once, into a block; a full block is
+// written to its segment with one write and stays in the tail while the
+// tail still covers the live window without it. The Execution's mutex
+// guards it.
+type outputLog struct {
+	dir        string
+	segSize    int64
+	liveWindow int64
+
+	segs      []*segment
+	blocks    []*block // the tail, oldest first; the last one is being filled
+	tailBytes int64
+
+	lastSeq uint64 // the newest record's seq; 0 before the first
+	off     int64  // output bytes appended
+	size    int64  // file bytes of the held segments, unflushed included
+
+	evictedBytes, evictedRecords int64
+	writeErr                     error // the first failed write (the journal logs it)
+	lostWrites                   int64 // records (or flushes) a failed write lost on disk
+}
+
+// segment is one file of records: <first seq, 20 digits>.seg.
+type segment struct {
+	firstSeq, lastSeq uint64
+	firstOff          int64 // output bytes before its first record
+	size              int64 // bytes in the file, unflushed included
+	payload, records  int64
+	f                 *os.File // while it is the one being appended to
+}
+
+func segName(firstSeq uint64) string { return fmt.Sprintf("%020d.seg", firstSeq) }
+
+// block is a run of encoded records in memory: record i has seq firstSeq+i.
+type block struct {
+	buf      []byte
+	seg      *segment
+	firstSeq uint64
+	pos      []recPos
+	flushed  int // bytes of buf written to seg's file
+}
+
+type recPos struct {
+	at     uint32 // where its header starts in buf
+	n      uint32 // payload bytes
+	stream runner.Stream
+	off    int64
+}
+
+func (b *block) lastSeq() uint64 { return b.firstSeq + uint64(len(b.pos)) - 1 }
+
+// payload is record i's data.
+func (b *block) payload(i int) []byte {
+	p := b.pos[i]
+	start := int(p.at) + headerSize
+	return b.buf[start : start+int(p.n)]
+}
+
+// Block buffers come from pools by size (4 KiB to 1 MiB, doubling): a
+// command that prints a line holds a small block, one that streams reuses
+// the same large ones instead of making the garbage collector chase a
+// gigabyte a second.
+const (
+	minBlock    = 4 << 10
+	maxBlock    = 1 << 20
+	blockShifts = 9 // minBlock << 8 == maxBlock
+)
+
+var blockPools [blockShifts]sync.Pool
+
+func getBlockBuf(n int) []byte {
+	for i := range blockShifts {
+		if size := minBlock << i; n <= size {
+			if b, ok := blockPools[i].Get().(*[]byte); ok {
+				return (*b)[:0]
+			}
+			return make([]byte, 0, size)
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+func putBlockBuf(b []byte) {
+	for i := range blockShifts {
+		if cap(b) == minBlock<<i {
+			b = b[:0]
+			blockPools[i].Put(&b)
+			return
+		}
+	}
+}
+
+func (l *outputLog) active() *segment {
+	if len(l.segs) == 0 {
+		return nil
+	}
+	return l.segs[len(l.segs)-1]
+}
+
+func (l *outputLog) cur() *block {
+	if len(l.blocks) == 0 {
+		return nil
+	}
+	return l.blocks[len(l.blocks)-1]
+}
+
+// firstSeq is the oldest record held, or 0 when none is.
+func (l *outputLog) firstSeq() uint64 {
+	if len(l.segs) == 0 {
+		return 0
+	}
+	return l.segs[0].firstSeq
+}
+
+// tailFirst is the oldest seq in memory; every older one is on disk.
+func (l *outputLog) tailFirst() uint64 {
+	if len(l.blocks) == 0 {
+		return l.lastSeq + 1
+	}
+	return l.blocks[0].firstSeq
+}
+
+// append adds one record and returns the file bytes it takes. seq must be
+// the next one.
+func (l *outputLog) append(s runner.Stream, seq uint64, data []byte) (int64, error) {
+	if seq != l.lastSeq+1 {
+		return 0, fmt.Errorf("journal: output seq %d after %d", seq, l.lastSeq)
+	}
+	need := headerSize + len(data)
+	seg := l.active()
+	if seg == nil || seg.size >= l.segSize {
+		seg = l.rotate(seq)
+	}
+	b := l.cur()
+	if b == nil || b.seg != seg || cap(b.buf)-len(b.buf) < need {
+		size := minBlock
+		if b != nil {
+			l.flush(b)
+			size = min(2*cap(b.buf), maxBlock)
+		}
+		b = &block{buf: getBlockBuf(max(size, need)), seg: seg, firstSeq: seq}
+		l.blocks = append(l.blocks, b)
+	}
+	at := len(b.buf)
+	b.buf = b.buf[:at+need]
+	putRecord(b.buf[at:], s, seq, l.off, data)
+	b.pos = append(b.pos, recPos{at: uint32(at), n: uint32(len(data)), stream: s, off: l.off})
+	l.lastSeq = seq
+	l.off += int64(len(data))
+	seg.lastSeq = seq
+	seg.size += int64(need)
+	seg.payload += int64(len(data))
+	seg.records++
+	l.size += int64(need)
+	l.tailBytes += int64(need)
+	l.trimTail()
+	return int64(need), nil
+}
+
+// rotate closes the active segment (its blocks are flushed) and starts one
+// whose first record is seq.
+func (l *outputLog) rotate(seq uint64) *segment {
+	if old := l.active(); old != nil {
+		if b := l.cur(); b != nil {
+			l.flush(b)
+		}
+		if old.f != nil {
+			old.f.Close()
+			old.f = nil
+		}
+	}
+	s := &segment{firstSeq: seq, lastSeq: seq - 1, firstOff: l.off}
+	f, err := os.OpenFile(filepath.Join(l.dir, segName(seq)), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		l.failed(err)
+	} else {
+		s.f = f
+	}
+	l.segs = append(l.segs, s)
+	return s
+}
+
+// flush writes what of b is not on disk yet.
+func (l *outputLog) flush(b *block) {
+	if b.flushed == len(b.buf) {
+		return
+	}
+	if f := b.seg.f; f != nil {
+		if _, err := f.Write(b.buf[b.flushed:]); err != nil {
+			l.failed(err)
+			l.lostWrites++
+		}
+	} else {
+		l.lostWrites++
+	}
+	b.flushed = len(b.buf)
+}
+
+func (l *outputLog) failed(err error) {
+	if l.writeErr == nil {
+		l.writeErr = err
+	}
+}
+
+// flushTail writes the block being filled, so that a crash loses nothing
+// older than the last flush.
+func (l *outputLog) flushTail() {
+	if b := l.cur(); b != nil {
+		l.flush(b)
+	}
+}
+
+// trimTail lets go of the oldest blocks that are on disk, while the rest
+// still covers the live window: a live reader is never further behind.
+func (l *outputLog) trimTail() {
+	for len(l.blocks) > 1 {
+		b := l.blocks[0]
+		if b.flushed != len(b.buf) || l.tailBytes-int64(len(b.buf)) < l.liveWindow {
+			return
+		}
+		l.dropBlock()
+	}
+}
+
+func (l *outputLog) dropBlock() {
+	b := l.blocks[0]
+	l.blocks[0] = nil
+	l.blocks = l.blocks[1:]
+	l.tailBytes -= int64(len(b.buf))
+	putBlockBuf(b.buf)
+}
+
+// evictOldest removes the oldest segment if it is not the active one and,
+// unless force, holds nothing after keep. It returns the segment removed.
+func (l *outputLog) evictOldest(keep uint64, force bool) (*segment, bool) {
+	if len(l.segs) < 2 {
+		return nil, false
+	}
+	s := l.segs[0]
+	if !force && s.lastSeq > keep {
+		return nil, false
+	}
+	for len(l.blocks) > 0 && l.blocks[0].seg == s {
+		l.dropBlock()
+	}
+	if s.f != nil {
+		s.f.Close()
+	}
+	_ = os.Remove(filepath.Join(l.dir, segName(s.firstSeq)))
+	l.segs[0] = nil
+	l.segs = l.segs[1:]
+	l.size -= s.size
+	l.evictedBytes += s.payload
+	l.evictedRecords += s.records
+	return s, true
+}
+
+// memRecord finds seq in the tail.
+func (l *outputLog) memRecord(seq uint64) (*block, int, bool) {
+	for i := len(l.blocks) - 1; i >= 0; i-- {
+		b := l.blocks[i]
+		if seq >= b.firstSeq {
+			if seq > b.lastSeq() {
+				return nil, 0, false
+			}
+			return b, int(seq - b.firstSeq), true
+		}
+	}
+	return nil, 0, false
+}
+
+// segFor is the held segment whose records include seq, or nil.
+func (l *outputLog) segFor(seq uint64) *segment {
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if s := l.segs[i]; seq >= s.firstSeq {
+			if seq > l.lastSeq {
+				return nil
+			}
+			return s
+		}
+	}
+	return nil
+}
+
+// close flushes and closes the active segment and lets go of the tail:
+// an ended execution is read from disk.
+func (l *outputLog) close() {
+	l.flushTail()
+	if s := l.active(); s != nil && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	for len(l.blocks) > 0 {
+		l.dropBlock()
+	}
+}
