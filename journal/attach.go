@@ -202,15 +202,16 @@ func (a *Attachment) StdinOpen() bool {
 	return x.stdin != nil && !x.stdin.closed && !x.stdin.closeQueued
 }
 
-// StdinState is the server's side of stdin now (zero without a stdin).
-func (a *Attachment) StdinState() StdinState {
+// StdinState is the server's side of stdin now; false when the command
+// has no live stdin.
+func (a *Attachment) StdinState() (StdinState, bool) {
 	x := a.x
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.stdin == nil {
-		return StdinState{}
+		return StdinState{}, false
 	}
-	return x.stdin.state()
+	return x.stdin.state(), true
 }
 
 // Signal sends sig to the command (see Execution.Signal), unless another
@@ -265,7 +266,9 @@ func (a *Attachment) Close(cause error) {
 			case Call:
 				x.released, cancel = true, true
 			case Resumable:
-				x.startGraceLocked()
+				if !x.released {
+					x.startGraceLocked()
+				}
 			}
 		}
 		x.broadcast()

@@ -427,7 +427,8 @@ func TestStdinResumesExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	taken := int(b.StdinState().Taken)
+	st, _ := b.StdinState()
+	taken := int(st.Taken)
 	if taken > sent || taken < 5 {
 		t.Fatalf("taken %d of %d sent", taken, sent)
 	}
@@ -487,4 +488,99 @@ func seqOutput(n int) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestRecoverAfterACrash: a server killed while a command ran leaves a
+// journal without an end, its last record maybe torn. The next Open keeps
+// what is whole and records the end as shutdown.
+func TestRecoverAfterACrash(t *testing.T) {
+	t.Parallel()
+	live := t.TempDir()
+	j := openJournal(t, journal.Options{Dir: live, FlushEvery: 10 * time.Millisecond})
+	x, a, err := j.Start(context.Background(), newRunner(), runner.Spec{Shell: "seq 1 1000; sleep 300"},
+		journal.StartOptions{Owner: "k", Lifetime: journal.Resumable, Attach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { a.Close(nil); x.CancelByClient(); <-x.Done() }()
+	var c collected
+	for c.stdout.Len() < len(seqOutput(1000)) {
+		it, err := a.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.add(t, it)
+	}
+	time.Sleep(100 * time.Millisecond) // flushed by now
+	// What a killed server leaves: a copy taken while it runs, plus half a
+	// record at the end of the segment.
+	crashed := t.TempDir()
+	copyDir(t, filepath.Join(live, x.ID()), filepath.Join(crashed, x.ID()))
+	segs, _ := filepath.Glob(filepath.Join(crashed, x.ID(), "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	f, err := os.OpenFile(segs[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{1, 2, 3, 4, 5, 6, 7})
+	f.Close()
+	// A directory with no meta file (a crash right after mkdir) goes.
+	os.Mkdir(filepath.Join(crashed, "0123456789abcdef"), 0o700)
+
+	j2 := openJournal(t, journal.Options{Dir: crashed})
+	y, err := j2.Lookup(x.ID(), journal.Caller{KeyID: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := y.Info()
+	if in.Exit == nil || in.Exit.Reason != runner.ReasonShutdown || in.Exit.SentSignalName != "KILL" || !in.Recovered || in.Ended.IsZero() {
+		t.Fatalf("recovered %+v, exit %+v", in, in.Exit)
+	}
+	r := y.Reader(0, true)
+	defer r.Close()
+	var rc collected
+	for {
+		it, err := r.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.add(t, it)
+	}
+	if rc.stdout.String() != seqOutput(1000) || rc.exit == nil {
+		t.Fatalf("read back %q…, exit %v", rc.stdout.String()[:min(20, rc.stdout.Len())], rc.exit)
+	}
+	if st := j2.Stats(); st.Recovered != 1 || st.Discarded != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	// The end is written: a third open reads it as ended, not recovered again.
+	j2.Close()
+	j3 := openJournal(t, journal.Options{Dir: crashed})
+	if st := j3.Stats(); st.Recovered != 0 || st.Executions != 1 {
+		t.Errorf("third open: %+v", st)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -57,9 +58,15 @@ type Config struct {
 	// KeepaliveMinTime is the most often a client may ping; a client that
 	// pings more often is sent GOAWAY. By default 5s.
 	KeepaliveMinTime time.Duration
-	// SessionStartTimeout is how long a Session may wait for its first
-	// message, start; then the call ends with DeadlineExceeded. By default 10s.
+	// SessionStartTimeout is how long a Session (or an Attach) may wait for
+	// its first message, start; then the call ends with DeadlineExceeded. By
+	// default 10s.
 	SessionStartTimeout time.Duration
+	// Journal, when set, keeps every command's events: the calls' streams
+	// read them from it, commands may be RESUMABLE or DETACHED, and
+	// ExecutionService is served. By default there is none: every command
+	// ends with its call.
+	Journal *journal.Journal
 }
 
 // Server is rexec's gRPC server.
@@ -116,10 +123,11 @@ func New(cfg Config) *Server {
 	s.base, s.stopCmds = context.WithCancelCause(context.Background())
 
 	rexecv1.RegisterExecServiceServer(s.grpc, &execService{s: s})
+	rexecv1.RegisterExecutionServiceServer(s.grpc, &executionService{s: s})
 	rexecv1.RegisterEchoServiceServer(s.grpc, echoService{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc) // v1 and v1alpha
-	for _, name := range []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.ExecutionService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return s
@@ -131,14 +139,22 @@ func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 // GRPC returns the underlying server, e.g. to register more services.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// Shutdown stops accepting calls and waits for running ones. Commands still
-// running after grace are killed (their clients get Exited with reason
-// shutdown); Shutdown returns once every call has ended, or after the
+// Shutdown stops accepting calls and waits for running ones, and for the
+// journal's commands that run without a call (detached, or waiting for
+// their client to resume). Commands still running after grace are killed
+// (their clients get Exited with reason shutdown, and so does the journal);
+// Shutdown returns once every call and command has ended, or after the
 // runner's kill and drain graces more, when it stops whatever is left.
 func (s *Server) Shutdown(grace time.Duration) {
 	s.health.Shutdown() // probes see NOT_SERVING at once
 	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
+	go func() {
+		s.grpc.GracefulStop()
+		if j := s.cfg.Journal; j != nil {
+			<-j.Idle()
+		}
+		close(done)
+	}()
 	s.cfg.Runner.Drain(grace, done, s.stopCmds, s.grpc.Stop)
 }
 
