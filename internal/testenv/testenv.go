@@ -31,7 +31,7 @@ type Server struct {
 	Runner  *runner.Runner
 	Server  *server.Server
 	Journal *journal.Journal // nil with Options.NoJournal
-	Log     *SyncBuffer // the server's log, audit lines included
+	Log     *SyncBuffer      // the server's log, audit lines included
 	// RawAddr is the raw socket listener's address, when Options.Raw.
 	RawAddr string
 }
