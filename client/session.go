@@ -63,19 +63,19 @@ type Session struct {
 	free     chan []byte // buffers back from the sender
 	sendDone chan struct{}
 
-	mu       sync.Mutex
-	size     *rexecv1.WindowSize // latest Resize
-	readErr  error               // a stdin read error other than EOF
-	st       sessionStream       // the current stream
-	gen      uint64              // which stream st is; bumped by a resume
-	execID   string
-	durable  bool   // the server gave the command a resumable lifetime
-	grace    time.Duration
-	lastSeq  uint64 // the newest output written
-	ackSeq   uint64
-	ackedAt  int64 // output bytes written when the last ack was due
-	written  int64 // output bytes written
-	in       stdinReplay
+	mu        sync.Mutex
+	size      *rexecv1.WindowSize // latest Resize
+	readErr   error               // a stdin read error other than EOF
+	st        sessionStream       // the current stream
+	gen       uint64              // which stream st is; bumped by a resume
+	execID    string
+	durable   bool // the server gave the command a resumable lifetime
+	grace     time.Duration
+	lastSeq   uint64 // the newest output written
+	ackSeq    uint64
+	ackedAt   int64 // output bytes written when the last ack was due
+	written   int64 // output bytes written
+	in        stdinReplay
 	cancelled bool // Cancel was called: the end is on purpose
 	seen      bool // Started (or Attached) has arrived
 	attached  *rexecv1.Attached
