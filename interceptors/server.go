@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/rexec/rexec/internal/version"
 )
 
 // The fixed messages of auth refusals. Every authentication failure gets
@@ -61,7 +63,8 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 		cfg.Logger.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "rexec: internal error (the server log has the details)")
 	})
-	return []grpc.ServerOption{
+	// The version header first, so that every call carries it (version.go).
+	return append(VersionServerOptions(version.String()),
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), needsAuth),
@@ -72,7 +75,7 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), needsAuth),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
-	}
+	)
 }
 
 func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, error) {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rexec/rexec/internal/cli"
+	"github.com/rexec/rexec/internal/daemon"
 	"github.com/rexec/rexec/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func (l leakChecked) Run() int {
 func TestMain(m *testing.M) {
 	testscript.Main(leakChecked{m}, map[string]func(){
 		"rexec":  func() { os.Exit(cli.Rexec(os.Args[1:], cli.OSEnv())) },
-		"rexecd": func() { os.Exit(cli.Rexecd(os.Args[1:], cli.OSEnv())) },
+		"rexecd": func() { os.Exit(daemon.Rexecd(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) },
 	})
 }
 
@@ -48,6 +49,13 @@ func TestScripts(t *testing.T) {
 			e.Setenv("REXEC_KEY_FILE", "")
 			e.Setenv("REXEC_RAW_ADDR", "")
 			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "bashcompletion" { // the package rexec's bash completion needs
+				_, err := os.Stat("/usr/share/bash-completion/bash_completion")
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// sleep DURATION

@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // TestCommandParsedStrictly sends command payloads by hand that
@@ -21,7 +22,7 @@ import (
 // timeout out of range): each is InvalidArgument naming what is wrong,
 // nothing runs, and the connection runs the next good command.
 func TestCommandParsedStrictly(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "ran")
 	touch := `touch ` + marker
@@ -106,7 +107,7 @@ func TestCommandParsedStrictly(t *testing.T) {
 // maximum", and run `sleep 2` to its end; now it is refused before sending,
 // as a negative one is; a fraction is rounded up, never down to 0.
 func TestClientTimeoutRange(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	c := s.dial(t)
 	for _, d := range []time.Duration{500 * time.Microsecond, time.Nanosecond, -time.Second, -time.Nanosecond} {
 		ex, err := c.Run(context.Background(), &rexecv1.RunRequest{Shell: "sleep 2; echo slept", Timeout: durationpb.New(d)}, io.Discard, io.Discard)

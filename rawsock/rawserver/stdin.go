@@ -1,4 +1,4 @@
-package rawsock
+package rawserver
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // dialFrom connects to addr from the loopback address src (all of
@@ -91,7 +92,7 @@ func runEcho(t *testing.T, nc net.Conn, word string) {
 // answers its challenge at once is served. Before, the first 64 held the
 // table and every later connection was closed at accept.
 func TestIdleConnectionsDoNotLockOut(t *testing.T) {
-	s := start(t, rawsock.Config{HandshakeTimeout: time.Minute})
+	s := start(t, rawserver.Config{HandshakeTimeout: time.Minute})
 	t.Run("300 idle from the same host", func(t *testing.T) {
 		openIdle(t, s.addr, 300, "127.0.0.1")
 		served(t, s, "127.0.0.1")
@@ -121,7 +122,7 @@ func TestIdleConnectionsDoNotLockOut(t *testing.T) {
 // slow but honest client on another host, mid-handshake while 300
 // connections come in, still completes it.
 func TestEvictionSparesOtherHosts(t *testing.T) {
-	s := start(t, rawsock.Config{HandshakeTimeout: time.Minute})
+	s := start(t, rawserver.Config{HandshakeTimeout: time.Minute})
 	slow := dialFrom(t, "127.0.0.3", s.addr)
 	slow.SetDeadline(time.Now().Add(30 * time.Second))
 	hello := make([]byte, 33)

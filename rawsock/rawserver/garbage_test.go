@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // readToEOF reads until the server closes nc (or 10 s pass, which fails).
@@ -28,7 +28,7 @@ func readToEOF(t *testing.T, nc net.Conn) {
 // TestGarbageBeforeTheHandshake: random bytes and a handshake answer cut
 // short are refused and closed; the server serves the next client.
 func TestGarbageBeforeTheHandshake(t *testing.T) {
-	s := start(t, rawsock.Config{HandshakeTimeout: 500 * time.Millisecond})
+	s := start(t, rawserver.Config{HandshakeTimeout: 500 * time.Millisecond})
 	junk := make([]byte, 4096)
 	rand.Read(junk)
 	for name, send := range map[string][]byte{
@@ -59,7 +59,7 @@ func TestGarbageBeforeTheHandshake(t *testing.T) {
 // (slowloris) are closed at once past the cap or at the handshake deadline;
 // goroutines return to where they were and an authenticated client is served.
 func TestManyIdleConnections(t *testing.T) {
-	s := start(t, rawsock.Config{HandshakeTimeout: 500 * time.Millisecond, MaxUnauthenticated: 64})
+	s := start(t, rawserver.Config{HandshakeTimeout: 500 * time.Millisecond, MaxUnauthenticated: 64})
 	if _, err := s.dial(t).Echo(context.Background(), "warm", false); err != nil {
 		t.Fatal(err)
 	}

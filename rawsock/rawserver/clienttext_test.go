@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/internal/argtext"
-	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // TestClientRefusesNonUTF8 runs commands with a word that is not UTF-8
@@ -19,7 +19,7 @@ import (
 // word, where it used to send U+FFFD in its place (encoding/json's
 // Marshal), so that `rm $'\xff'x` acted on another name.
 func TestClientRefusesNonUTF8(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	c := s.dial(t)
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "\xffx")

@@ -1,8 +1,6 @@
-package cli
+package daemon
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -42,56 +40,6 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
-}
-
-// Rexecd runs the rexecd command line and returns its exit status.
-func Rexecd(args []string, env Env) int {
-	cfg, err := parseDaemonFlags(args, env)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(env.Stderr, "rexecd:", err)
-		return 2
-	}
-	if err := RunDaemon(cfg, env.Stderr); err != nil {
-		fmt.Fprintln(env.Stderr, "rexecd:", err)
-		return 1
-	}
-	return 0
-}
-
-func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
-	var cfg DaemonConfig
-	fs := flag.NewFlagSet("rexecd", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:50051", "gRPC address to listen on")
-	fs.StringVar(&cfg.KeyFile, "keys", env.Getenv("REXEC_KEY_FILE"), "key file; $REXEC_KEY_FILE, else ~/.config/rexec/keys (created on first start)")
-	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
-	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	fs.IntVar(&cfg.Runner.MaxConcurrent, "max-concurrent", 64, "commands running at once; more get ResourceExhausted")
-	fs.DurationVar(&cfg.Runner.KillGrace, "kill-grace", 3*time.Second, "time between SIGTERM and SIGKILL to a cancelled command's group")
-	fs.DurationVar(&cfg.Runner.DrainGrace, "drain-grace", 2*time.Second, "how long to read output after a command exits while a descendant holds it open")
-	fs.DurationVar(&cfg.Runner.MaxTimeout, "max-timeout", 24*time.Hour, "longest (and default) command timeout")
-	fs.Int64Var(&cfg.Runner.MaxOutput, "max-output", 1<<40, "largest (and default) output budget of a command, in bytes")
-	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM/SIGINT, how long running commands may go on before they are killed")
-	fs.BoolVar(&cfg.AuthAdmin, "auth-admin", false, "close health and reflection to calls without an admin-scoped token")
-	fs.DurationVar(&cfg.Skew, "skew", 60*time.Second, "how far a token's time may be from the server's clock")
-	cfg.TLS.register(fs)
-	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
-	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
-	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
-	fs.DurationVar(&cfg.RawIdleTimeout, "raw-idle-timeout", rawsock.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q (flags only; see rexecd -h)", fs.Arg(0))
-	}
-	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return cfg, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
-	}
-	return cfg, nil
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -179,7 +127,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	}
 	defer raw.stop() // on every return; after a graceful shutdown it has nothing left to do
 	log.Info("rexecd listening", "grpc", lis.Addr().String(), cfg.TLS.logAttrs(), "keys", keyPath, "key_count", ring.Len(),
-		"max_concurrent", run.Options().MaxConcurrent)
+		"max_concurrent", run.Options().MaxConcurrent, "version", version.String())
 	if cfg.AddrFile != "" {
 		if err := os.WriteFile(cfg.AddrFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			lis.Close()

@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"bytes"
@@ -17,12 +17,13 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // TestRunStdinStreams: stdin streams to the command, in chunks, with EOF at
 // its end, and is byte-exact.
 func TestRunStdinStreams(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	c := s.dial(t)
 	data := make([]byte, 3<<20+17)
 	rand.Read(data)
@@ -51,7 +52,7 @@ func TestRunStdinStreams(t *testing.T) {
 // its call is over, so that what it reads later never becomes the stdin of
 // the connection's next command.
 func TestStdinNeverReachesTheNextCommand(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	c := s.dial(t)
 	r1, w1 := io.Pipe()
 	if _, err := c.RunStdin(context.Background(), &rexecv1.RunRequest{Shell: "true"}, r1, io.Discard, io.Discard); err != nil {
@@ -89,7 +90,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 // unread stdin in flight) or aborts (reset, megabytes in flight, as the Go
 // client's cancel does). Before, the command lived on to its own end.
 func TestClientGoneWhileStdinFull(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	t.Run("closed, FIN", func(t *testing.T) {
 		nc := s.handshaken(t)
 		var b []byte

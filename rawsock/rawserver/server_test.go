@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -27,13 +28,13 @@ type rawServer struct {
 	addr string
 	key  *interceptors.Key
 	ring *interceptors.KeyRing
-	srv  *rawsock.Server
+	srv  *rawserver.Server
 	log  *testenv.SyncBuffer
 	done chan struct{}
 }
 
 // start serves a raw server with its own runner on 127.0.0.1:0.
-func start(t *testing.T, cfg rawsock.Config, keys ...*interceptors.Key) *rawServer {
+func start(t *testing.T, cfg rawserver.Config, keys ...*interceptors.Key) *rawServer {
 	t.Helper()
 	key, err := interceptors.GenerateKey("test")
 	if err != nil {
@@ -47,7 +48,7 @@ func start(t *testing.T, cfg rawsock.Config, keys ...*interceptors.Key) *rawServ
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{addr: lis.Addr().String(), key: key, ring: cfg.Keys, srv: rawsock.NewServer(cfg), log: log, done: make(chan struct{})}
+	s := &rawServer{addr: lis.Addr().String(), key: key, ring: cfg.Keys, srv: rawserver.New(cfg), log: log, done: make(chan struct{})}
 	go func() { defer close(s.done); _ = s.srv.Serve(lis) }()
 	t.Cleanup(func() {
 		s.srv.Stop()
@@ -92,7 +93,7 @@ func (s *rawServer) handshaken(t *testing.T) net.Conn {
 }
 
 func TestSeveralCommandsOnOneConnection(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	c := s.dial(t)
 	for i, sh := range []string{"echo one", "exit 3", "echo three >&2"} {
 		var out, errb bytes.Buffer
@@ -137,7 +138,7 @@ func readError(t *testing.T, nc net.Conn) rawsock.Code {
 }
 
 func TestProtocolErrorsCloseTheConnectionNotTheServer(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	cases := map[string][]byte{
 		"oversize length":  {0x7f, 0xff, 0xff, 0xff, 0x01},
 		"negative as 'i'":  {0xff, 0xff, 0xff, 0xff, 0x01},
@@ -164,7 +165,7 @@ func TestProtocolErrorsCloseTheConnectionNotTheServer(t *testing.T) {
 }
 
 func TestHandshakeRefusals(t *testing.T) {
-	s := start(t, rawsock.Config{HandshakeTimeout: 300 * time.Millisecond, MaxUnauthenticated: 2, MaxUnauthenticatedPerHost: 2})
+	s := start(t, rawserver.Config{HandshakeTimeout: 300 * time.Millisecond, MaxUnauthenticated: 2, MaxUnauthenticatedPerHost: 2})
 	stranger, _ := interceptors.GenerateKey("test") // the server's id, another secret
 	if _, err := rawsock.Dial(context.Background(), s.addr, stranger); !errors.Is(err, rawsock.ErrRefused) {
 		t.Errorf("wrong secret: %v, want ErrRefused", err)
@@ -204,7 +205,7 @@ func TestHandshakeRefusals(t *testing.T) {
 
 func TestScopes(t *testing.T) {
 	echoOnly, _ := interceptors.GenerateKey("echo-only", interceptors.ScopeEcho)
-	s := start(t, rawsock.Config{}, echoOnly)
+	s := start(t, rawserver.Config{}, echoOnly)
 	c, err := rawsock.Dial(context.Background(), s.addr, echoOnly)
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ func runByHand(t *testing.T, nc net.Conn, send func()) (stdout string, exit []by
 }
 
 func TestStdinAndSignalFrames(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	nc := s.handshaken(t)
 	out, _ := runByHand(t, nc, func() {
 		var b []byte
@@ -270,7 +271,7 @@ func TestStdinAndSignalFrames(t *testing.T) {
 }
 
 func TestShutdownGivesGraceThenKills(t *testing.T) {
-	s := start(t, rawsock.Config{})
+	s := start(t, rawserver.Config{})
 	idle := s.dial(t)
 	busy := s.dial(t)
 	type result struct {

@@ -1,4 +1,4 @@
-package rawsock
+package rawserver
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -42,7 +43,7 @@ type Config struct {
 	// and sends no frame for this long, after an error frame (Unavailable)
 	// that says so. By default 5m; negative: never.
 	IdleTimeout time.Duration
-	// MaxFrame bounds a frame a client sends. By default DefaultMaxFrame.
+	// MaxFrame bounds a frame a client sends. By default rawsock.DefaultMaxFrame.
 	MaxFrame int
 }
 
@@ -65,8 +66,8 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// NewServer returns a Server for cfg.
-func NewServer(cfg Config) *Server {
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -83,7 +84,7 @@ func NewServer(cfg Config) *Server {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = DefaultMaxFrame
+		cfg.MaxFrame = rawsock.DefaultMaxFrame
 	}
 	s := &Server{cfg: cfg, hs: newHandshakeTable(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerHost),
 		lis: map[net.Listener]bool{}, conns: map[*conn]bool{}}
@@ -243,7 +244,7 @@ func (c *conn) serve() {
 	// stopped reading (and sent a bad frame, or half-closed) fails at once.
 	defer c.nc.Close()
 	defer cancel(errors.New("connection closed"))
-	rd := NewReader(c.nc, c.s.cfg.MaxFrame)
+	rd := rawsock.NewReader(c.nc, c.s.cfg.MaxFrame)
 	for {
 		c.armIdle()
 		f, err := rd.Next()
@@ -262,7 +263,7 @@ func (c *conn) serve() {
 			idle    errIdle
 		)
 		switch {
-		case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrUnknownType) || errors.As(err, &proto):
+		case errors.Is(err, rawsock.ErrFrameTooLarge) || errors.Is(err, rawsock.ErrEmptyFrame) || errors.Is(err, rawsock.ErrUnknownType) || errors.As(err, &proto):
 			c.s.cfg.Logger.Warn("raw connection closed: protocol error", "peer", c.peer, "err", err)
 			_ = c.writeError(err)
 		case errors.As(err, &revoked):
@@ -336,9 +337,9 @@ func (c *conn) current() *runner.Process {
 
 // dispatch handles one frame from the client. An error it returns closes
 // the connection; a refused command is answered with an error frame instead.
-func (c *conn) dispatch(ctx context.Context, f Frame) error {
+func (c *conn) dispatch(ctx context.Context, f rawsock.Frame) error {
 	switch f.Type {
-	case TypeCommand:
+	case rawsock.TypeCommand:
 		if err := c.start(ctx, f.Payload); err != nil {
 			var (
 				proto   errProtocol
@@ -349,7 +350,7 @@ func (c *conn) dispatch(ctx context.Context, f Frame) error {
 			}
 			return c.writeError(err)
 		}
-	case TypeEcho:
+	case rawsock.TypeEcho:
 		key, err := c.liveKey()
 		if err != nil {
 			return err
@@ -361,22 +362,22 @@ func (c *conn) dispatch(ctx context.Context, f Frame) error {
 			return errProtocol{"echo frame without its flags byte"}
 		}
 		msg := f.Payload[1:]
-		if f.Payload[0]&echoUpper != 0 {
+		if f.Payload[0]&rawsock.EchoUpper != 0 {
 			msg = []byte(strings.ToUpper(string(msg)))
 		}
-		return c.write(TypeEchoReply, msg)
-	case TypeStdin, TypeStdinClose:
+		return c.write(rawsock.TypeEchoReply, msg)
+	case rawsock.TypeStdin, rawsock.TypeStdinClose:
 		// Input for a command that has ended raced with its exit: dropped.
 		p := c.current()
 		if p == nil || p.Stdin() == nil {
 			return nil
 		}
-		if f.Type == TypeStdinClose {
+		if f.Type == rawsock.TypeStdinClose {
 			_ = p.Stdin().Close()
 		} else {
 			return c.deliver(p.Stdin(), f.Payload)
 		}
-	case TypeSignal:
+	case rawsock.TypeSignal:
 		sig, ok := runner.SignalByName(string(f.Payload))
 		if !ok {
 			return c.writeError(&runner.FieldError{Field: "signal", Problem: fmt.Sprintf("unknown signal %q", f.Payload)})
@@ -453,31 +454,31 @@ func (c *conn) idle() {
 	c.armIdleLocked() // the reader may be waiting for the next frame already
 }
 
-func (c *conn) write(t Type, parts ...[]byte) error {
+func (c *conn) write(t rawsock.Type, parts ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return WriteFrame(c.nc, t, parts...)
+	return rawsock.WriteFrame(c.nc, t, parts...)
 }
 
 func (c *conn) writeError(err error) error {
-	return c.write(TypeError, errorFrame(err).payload())
+	return c.write(rawsock.TypeError, errorFrame(err).Payload())
 }
 
 // frameSink adapts runner events to frames.
 type frameSink struct {
 	c   *conn
-	buf [ExitLen]byte
+	buf [rawsock.ExitLen]byte
 }
 
 func (s *frameSink) Started(id string, pid int) error {
 	b := binary.BigEndian.AppendUint32(s.buf[:0], uint32(pid))
-	return s.c.write(TypeStarted, b, []byte(id))
+	return s.c.write(rawsock.TypeStarted, b, []byte(id))
 }
 
 func (s *frameSink) Output(st runner.Stream, seq uint64, data []byte) error {
-	t := TypeStdout
+	t := rawsock.TypeStdout
 	if st == runner.Stderr {
-		t = TypeStderr
+		t = rawsock.TypeStderr
 	}
 	return s.c.write(t, binary.BigEndian.AppendUint64(s.buf[:0], seq), data)
 }
@@ -488,5 +489,5 @@ func (s *frameSink) Exited(r *runner.Result) error {
 	s.c.mu.Lock()
 	s.c.proc = nil
 	s.c.mu.Unlock()
-	return s.c.write(TypeExit, appendExit(s.buf[:0], r))
+	return s.c.write(rawsock.TypeExit, appendExit(s.buf[:0], r))
 }

@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // TestReloadActsOnOpenConnections: a reload of the key ring (what rexecd's
@@ -24,7 +25,7 @@ func TestReloadActsOnOpenConnections(t *testing.T) {
 	rekeyed, _ := interceptors.GenerateKey("rekeyed")
 	narrowed, _ := interceptors.GenerateKey("narrowed")
 	bound, _ := interceptors.GenerateKey("bound")
-	s := start(t, rawsock.Config{}, removed, rekeyed, narrowed, bound)
+	s := start(t, rawserver.Config{}, removed, rekeyed, narrowed, bound)
 	ctx := context.Background()
 	dial := func(k *interceptors.Key) *rawsock.Client {
 		c, err := rawsock.Dial(ctx, s.addr, k)

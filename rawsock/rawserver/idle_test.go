@@ -1,4 +1,4 @@
-package rawsock_test
+package rawserver_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/rawsock"
+	"github.com/rexec/rexec/rawsock/rawserver"
 )
 
 // TestIdleConnectionClosed: an authenticated connection that runs no
@@ -18,7 +19,7 @@ import (
 // keeps sending frames, is not. Before, it stayed open forever.
 func TestIdleConnectionClosed(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	s := start(t, rawsock.Config{IdleTimeout: idle})
+	s := start(t, rawserver.Config{IdleTimeout: idle})
 	ctx := context.Background()
 
 	busy := s.dial(t)
