@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
@@ -40,6 +42,44 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// StateDir holds what rexecd keeps across restarts: the journal of
+	// executions in StateDir/journal.
+	StateDir string
+	// Journal bounds the journal (its Dir and Logger are filled in);
+	// MaxBytes 0 keeps none: every command ends with its call.
+	Journal journal.Options
+}
+
+// DefaultStateDir is $XDG_STATE_HOME/rexec, else ~/.local/state/rexec.
+func DefaultStateDir(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "rexec")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "rexec")
+	}
+	return filepath.Join(os.TempDir(), "rexec-state")
+}
+
+// openJournal opens the journal under the state directory, unless
+// --journal-max 0 turned it off.
+func openJournal(cfg DaemonConfig, log *slog.Logger) (*journal.Journal, error) {
+	if cfg.Journal.MaxBytes == 0 {
+		log.Info("no journal (--journal-max 0): every command ends with its call; no resume, detach, ps or logs")
+		return nil, nil
+	}
+	jo := cfg.Journal
+	jo.Dir = filepath.Join(cfg.StateDir, "journal")
+	jo.Logger = log
+	j, err := journal.Open(jo)
+	if err != nil {
+		return nil, fmt.Errorf("journal (--state-dir %s): %w", cfg.StateDir, err)
+	}
+	st := j.Stats()
+	o := j.Options()
+	log.Info("journal open", "dir", jo.Dir, "executions", st.Executions, "bytes", st.Bytes, "recovered", st.Recovered,
+		"journal_max", o.MaxBytes, "journal_total", o.MaxTotal, "retain", o.Retain, "reconnect_grace", o.ReconnectGrace)
+	return j, nil
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -105,13 +145,6 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		cfg.Runner.Guard = guard
 	}
 	run := runner.New(cfg.Runner)
-	srv := server.New(server.Config{
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
-		Runner:    run,
-		Logger:    log,
-		AuthAdmin: cfg.AuthAdmin,
-		Creds:     creds,
-	})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -120,6 +153,22 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		lis.Close()
 		return err
 	}
+	jrnl, err := openJournal(cfg, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	if jrnl != nil {
+		defer jrnl.Close()
+	}
+	srv := server.New(server.Config{
+		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
+		Runner:    run,
+		Logger:    log,
+		AuthAdmin: cfg.AuthAdmin,
+		Creds:     creds,
+		Journal:   jrnl,
+	})
 	raw, err := startRawDaemon(cfg, ring, run, log)
 	if err != nil {
 		lis.Close()
