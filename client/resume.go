@@ -59,6 +59,22 @@ type Resumed struct {
 	Cause error
 }
 
+// ResumeError is a resumable call that lost its stream and could not
+// attach again in time: the command may still run, until the server's
+// reconnect grace passes. It wraps ErrLostMidCommand and the last error.
+type ResumeError struct {
+	ExecutionID string
+	Tried       time.Duration
+	Err         error
+}
+
+func (e *ResumeError) Error() string {
+	return fmt.Sprintf("rexec: lost the connection to rexecd and could not resume execution %s for %v: %v",
+		e.ExecutionID, e.Tried.Round(time.Second), e.Err)
+}
+
+func (e *ResumeError) Unwrap() []error { return []error{ErrLostMidCommand, e.Err} }
+
 // canResume says whether err broke a stream that a resume may take up.
 func (s *Session) canResume(err error) bool {
 	if s.resume == nil || s.ctx.Err() != nil {
@@ -104,8 +120,7 @@ func (s *Session) resumeStream(cause error) error {
 		if attempt > 1 {
 			wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
 			if time.Since(began)+wait > giveUp {
-				return fmt.Errorf("%w: could not resume execution %s within %v (%w); it runs on for the server's reconnect grace: rexec attach %s",
-					ErrLostMidCommand, id, giveUp.Round(time.Second), lastErr, id)
+				return &ResumeError{ExecutionID: id, Tried: time.Since(began), Err: lastErr}
 			}
 			select {
 			case <-time.After(wait):

@@ -298,12 +298,13 @@ func (j *Journal) Start(ctx context.Context, r *runner.Runner, spec runner.Spec,
 		j.log.Error("journal: cannot make an execution's directory; its journal is not kept", "exec_id", x.id, "err", err)
 	}
 	if spec.OpenStdin {
-		if w := p.Stdin(); w != nil {
-			x.stdin = &stdinPump{w: w, window: j.opts.StdinWindow}
-			if len(o.Stdin) > 0 {
-				x.stdin.queue = append(x.stdin.queue, o.Stdin)
-				x.stdin.queued = len(o.Stdin)
-			}
+		// A command that could not be executed has no stdin: what its
+		// client sends is dropped, as a pipe whose reader is gone drops it.
+		w := p.Stdin()
+		x.stdin = &stdinPump{w: w, window: j.opts.StdinWindow, failed: w == nil}
+		if len(o.Stdin) > 0 {
+			x.stdin.queue = append(x.stdin.queue, o.Stdin)
+			x.stdin.queued = len(o.Stdin)
 		}
 	}
 	var a *Attachment

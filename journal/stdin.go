@@ -75,8 +75,10 @@ func (x *Execution) pumpStdin() {
 		}
 		s.closeQueued, s.closed = false, true
 		x.broadcast()
-		x.mu.Unlock()
-		_ = s.w.Close()
-		x.mu.Lock()
+		if s.w != nil {
+			x.mu.Unlock()
+			_ = s.w.Close()
+			x.mu.Lock()
+		}
 	}
 }

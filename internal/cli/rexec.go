@@ -115,6 +115,11 @@ func (c *command) explain(err error) string {
 	if errors.As(err, &wrongPort) {
 		return fmt.Sprintf("rexec: %s: that port speaks rexec's raw protocol, not gRPC (use --raw with --raw-addr %[1]s, or the gRPC port)", wrongPort.Addr)
 	}
+	var resume *client.ResumeError
+	if errors.As(err, &resume) {
+		return fmt.Sprintf("rexec: lost the connection to rexecd at %s and could not resume execution %s for %v (%s): it runs on until the server's reconnect grace passes; then `rexec logs %[2]s` has its output",
+			c.g.addr, resume.ExecutionID, resume.Tried.Round(time.Second), statusMessage(resume.Err))
+	}
 	if errors.Is(err, client.ErrLostMidCommand) {
 		why := err.Error()
 		var se interface{ GRPCStatus() *status.Status }
@@ -159,6 +164,23 @@ func (c *command) explain(err error) string {
 	return fmt.Sprintf("rexec: %s (server said %s)", msg, st.Code())
 }
 
+// statusMessage is err's gRPC message, or its text.
+func statusMessage(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// Keepalive of rexec's connections: a quiet connection is pinged after 10 s
+// and given up 5 s later, so that a black-holed path is found (and a
+// resumable command resumed) within about 15 s. rexecd accepts pings every
+// 5 s.
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+)
+
 func (c *command) dial() (*client.Client, error) {
 	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
 	if err != nil {
@@ -169,7 +191,8 @@ func (c *command) dial() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...))
+	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...),
+		client.WithKeepalive(keepaliveTime), client.WithKeepaliveTimeout(keepaliveTimeout))
 	cl, err := client.New(c.g.addr, opts...)
 	c.cl = cl
 	return cl, err
@@ -201,6 +224,8 @@ func (c *command) report(e *rexecv1.Exited) int {
 		fmt.Fprintf(c.env.Stderr, "rexec: command timed out after %v and was killed\n", e.GetDuration().AsDuration().Round(time.Millisecond))
 	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
 		fmt.Fprintln(c.env.Stderr, "rexec: the server shut down and killed the command")
+	case e.GetReason() == rexecv1.EndReason_END_REASON_DISCONNECTED:
+		fmt.Fprintln(c.env.Stderr, "rexec: the client's connection broke and none came back within the server's reconnect grace: the command was killed")
 	}
 	if e.GetDroppedBytes() > 0 {
 		fmt.Fprintf(c.env.Stderr, "rexec: output budget reached: %d bytes dropped\n", e.GetDroppedBytes())

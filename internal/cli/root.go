@@ -75,6 +75,7 @@ REXEC_KEY_FILE.`,
 		Example: `  rexec run -- uname -a                    # one word runs through /bin/sh -c, several are an exact argv
   echo hi | rexec run -- tr a-z A-Z         # stdin streams to the command
   rexec --addr db1 run -it -- bash          # db1:50051, a terminal
+  rexec run -d -- ./long-job.sh; rexec ps   # detached; list what runs
   rexec version                             # this rexec's version, and the server's`,
 		Version:       version.String(),
 		Args:          unknownCommand,
@@ -96,7 +97,8 @@ REXEC_KEY_FILE.`,
 	root.CompletionOptions.DisableDefaultCmd = true // completion.go has ours, with examples
 	c.g.register(root.PersistentFlags())
 	root.AddCommand(
-		c.runCmd(), c.shellCmd(), c.echoCmd(), c.framesCmd(),
+		c.runCmd(), c.psCmd(), c.attachCmd(), c.logsCmd(), c.killCmd(), c.waitCmd(),
+		c.shellCmd(), c.echoCmd(), c.framesCmd(),
 		c.tokenCmd(), c.keygenCmd(), c.certsCmd(),
 		c.versionCmd(), c.completionCmd(root),
 	)

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/cliflag"
@@ -21,6 +23,7 @@ type runOpts struct {
 	raw     bool
 	env     envList
 	stdin   bool // -i: stream stdin (the default; for -it)
+	detach  bool // -d: start it detached and print its id
 	so      sessionOpts
 }
 
@@ -37,18 +40,33 @@ EOF at once). -t gives the command a pseudo-terminal of your window's size; your
 into raw mode, so Ctrl-C and every key go to the remote terminal. Without -t, SIGINT (Ctrl-C),
 SIGTERM and SIGHUP are forwarded to the remote process group, so the exit status is the command's.
 
+If the connection breaks while the command runs, rexec redials and resumes it where the output
+stopped, stdin included, and says so in one line on stderr: no byte is lost or repeated, and the
+exit status is the command's. rexecd keeps the command running for its --reconnect-grace (30 s)
+meanwhile; a killed rexec cannot be told from a broken network, so its command lives that long
+too (rexec attach ID takes it up). Ctrl-C and --timeout still end the command at once.
+
+-d starts the command detached: it outlives rexec (stdin /dev/null, output to rexecd's journal),
+and rexec prints its execution id for ps, attach, logs, kill and wait.
+
 --raw runs over the raw socket transport (--raw-addr) instead of gRPC: stdin streams there too
-(unless -n), but it has no -t, and Ctrl-C closes the connection, which kills the command.`,
+(unless -n), but it has no -t and no resume, and Ctrl-C closes the connection, which kills the
+command.`,
 		Example: `  rexec run -- uname -a
   rexec run -- 'ls /etc | wc -l'              # one word: a shell command line
   rexec run -- echo '$HOME'                   # several words: an exact argv, prints $HOME
   rexec run --timeout 5 --env GREETING=hi -- 'echo $GREETING; sleep 10'   # killed after 5 s: exit 143
   cat big.bin | rexec run -- sha256sum        # stdin streams
   rexec run -it -- bash                       # an interactive shell on a terminal
-  rexec run -n -- make -C /srv/app            # no stdin, as ssh -n: for scripts and loops`,
+  rexec run -n -- make -C /srv/app            # no stdin, as ssh -n: for scripts and loops
+  id=$(rexec run -d -- ./long-job.sh)         # detached: prints its execution id
+  rexec logs -f "$id"; rexec wait "$id"       # follow its output; exit with its status`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.stdin && o.so.noStdin {
 				return cliflag.Usagef(cmd, "-i and -n contradict each other: -i streams stdin to the command, -n gives it none; drop one")
+			}
+			if o.detach && (o.so.tty || o.stdin || o.raw) {
+				return cliflag.Usagef(cmd, "-d runs the command detached, with stdin /dev/null and over gRPC: drop -t, -i and --raw (rexec attach ID takes it up later)")
 			}
 			return exitWith(c.run(&o, args))
 		},
@@ -63,6 +81,7 @@ SIGTERM and SIGHUP are forwarded to the remote process group, so the exit status
 	f.BoolVarP(&o.so.tty, "tty", "t", false, "run the command on a pseudo-terminal (Ctrl-C and every key go to it)")
 	f.BoolVarP(&o.so.noStdin, "no-stdin", "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
 	f.BoolVarP(&o.stdin, "stdin", "i", false, "stream stdin to the command (the default; -it as with docker and kubectl)")
+	f.BoolVarP(&o.detach, "detach", "d", false, "start the command detached (it outlives rexec) and print its execution id")
 	return cmd
 }
 
@@ -95,6 +114,9 @@ func (c *command) run(o *runOpts, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	if o.detach {
+		return c.detach(cl, req)
+	}
 	// stdin, a terminal, or forwarded signals need the Session RPC. With -n
 	// a key with the session scope still uses it, stdin closed at once, so
 	// that Ctrl-C is SIGINT for the command; an exec-only key uses Run,
@@ -122,12 +144,24 @@ func (c *command) runPlain(req *rexecv1.RunRequest, raw bool, stdin io.Reader) i
 	}
 	defer closeConn()
 	exited, err := run(ctx, req, c.env.Stdout, c.env.Stderr)
+	if ctx.Err() != nil && (err != nil || exited.GetReason() == rexecv1.EndReason_END_REASON_CANCELLED) {
+		// Our own signal ended the call: the server killed the command.
+		return 128 + int(sig())
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			// Our own signal ended the call: the server killed the command.
-			return 128 + int(sig())
-		}
 		return c.fail(err)
 	}
 	return c.report(exited)
+}
+
+// detach starts req detached and prints its execution id.
+func (c *command) detach(cl *client.Client, req *rexecv1.RunRequest) int {
+	ctx, _, stop := signalContext()
+	defer stop()
+	st, err := cl.Detach(ctx, req)
+	if err != nil {
+		return c.fail(err)
+	}
+	fmt.Fprintln(c.env.Stdout, st.GetExecutionId())
+	return 0
 }
