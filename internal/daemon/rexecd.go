@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/internal/version"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
