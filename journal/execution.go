@@ -29,7 +29,7 @@ type Execution struct {
 	done   chan struct{} // closed once it has ended and its end is written
 
 	gone    atomic.Bool // deleted from the journal (retention, total bound)
-	exitSet atomic.Bool // exit is set (for the flusher, without the lock)
+	exitSet atomic.Bool // exit is set (read without the lock)
 
 	mu        sync.Mutex
 	pid       int
@@ -46,7 +46,6 @@ type Execution struct {
 	changed   chan struct{} // closed and replaced when something changes for a waiter
 	waiters   int
 	stdin     *stdinPump
-	dirty     bool // the tail holds bytes not flushed
 	loggedErr bool
 }
 
@@ -189,7 +188,10 @@ func (x *Execution) appendOutput(st runner.Stream, seq uint64, data []byte) {
 		return
 	}
 	x.j.total.Add(n)
-	x.dirty = true
+	// Into the page cache at once: a server that is killed (its commands
+	// with it) loses none of their output; the copy costs what a batched
+	// write would, and the record stays in memory for the live stream.
+	x.log.flushTail()
 	if x.log.writeErr != nil && !x.loggedErr {
 		x.loggedErr = true
 		x.j.log.Error("journal: writing an execution's output failed; the live stream goes on, later readers find a gap",
@@ -258,16 +260,6 @@ func (x *Execution) evictedLocked(s *segment) {
 		x.loggedErr = true
 		x.j.log.Error("journal: cannot update an execution's meta file", "exec_id", x.id, "err", err)
 	}
-}
-
-// flush writes what the execution holds in memory only.
-func (x *Execution) flush() {
-	x.mu.Lock()
-	if x.dirty && x.exit == nil {
-		x.log.flushTail()
-		x.dirty = false
-	}
-	x.mu.Unlock()
 }
 
 // finish records the end: the runner has freed the command's slot.

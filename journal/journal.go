@@ -42,9 +42,6 @@ type Options struct {
 	// client before its command reads them (StdinState.Window). By default
 	// 512 KiB.
 	StdinWindow int
-	// FlushEvery is how often output still in memory is written to disk. By
-	// default 1s.
-	FlushEvery time.Duration
 	// Logger gets the journal's own events (evictions, expiries, recovery).
 	// By default slog.Default().
 	Logger *slog.Logger
@@ -78,9 +75,6 @@ func (o *Options) setDefaults() {
 	if o.StdinWindow <= 0 {
 		o.StdinWindow = 512 << 10
 	}
-	if o.FlushEvery <= 0 {
-		o.FlushEvery = time.Second
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -110,6 +104,7 @@ type Journal struct {
 
 	stop chan struct{}
 	bg   sync.WaitGroup
+	lock *os.File
 }
 
 // Stats count what the journal holds and what it dropped.
@@ -153,12 +148,19 @@ func Open(opts Options) (*Journal, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
 	j := &Journal{
 		opts: opts, log: opts.Logger.With("log", "journal"),
-		execs: map[string]*Execution{}, idle: make(chan struct{}), stop: make(chan struct{}),
+		execs: map[string]*Execution{}, idle: make(chan struct{}), stop: make(chan struct{}), lock: lock,
 	}
 	close(j.idle)
 	if err := j.recover(); err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, err
 	}
 	j.sweep()
@@ -170,9 +172,9 @@ func Open(opts Options) (*Journal, error) {
 // Options returns the options in force, defaults filled in.
 func (j *Journal) Options() Options { return j.opts }
 
-// Close stops the journal's background work and flushes what running
-// executions have in memory. Commands still running are not touched (the
-// server ends them first); their journals end there.
+// Close stops the journal's background work. Commands still running are
+// not touched (the server ends them first); their journals end there, and
+// the next Open records them as ended by a shutdown.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -183,7 +185,9 @@ func (j *Journal) Close() error {
 	j.mu.Unlock()
 	close(j.stop)
 	j.bg.Wait()
-	j.flush()
+	if j.lock != nil {
+		j.lock.Close() // and with it the flock
+	}
 	return nil
 }
 
@@ -406,35 +410,17 @@ func (j *Journal) sweep() {
 	}
 }
 
-// background flushes what running executions hold in memory, and sweeps.
+// background sweeps out ended executions past Retain.
 func (j *Journal) background() {
 	defer j.bg.Done()
-	flush := time.NewTicker(j.opts.FlushEvery)
-	defer flush.Stop()
 	sweep := time.NewTicker(min(max(j.opts.Retain/4, 10*time.Millisecond), time.Minute))
 	defer sweep.Stop()
 	for {
 		select {
 		case <-j.stop:
 			return
-		case <-flush.C:
-			j.flush()
 		case <-sweep.C:
 			j.sweep()
 		}
-	}
-}
-
-func (j *Journal) flush() {
-	j.mu.Lock()
-	var xs []*Execution
-	for _, x := range j.execs {
-		if x.exitSet.Load() == false {
-			xs = append(xs, x)
-		}
-	}
-	j.mu.Unlock()
-	for _, x := range xs {
-		x.flush()
 	}
 }

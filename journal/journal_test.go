@@ -496,7 +496,7 @@ func seqOutput(n int) string {
 func TestRecoverAfterACrash(t *testing.T) {
 	t.Parallel()
 	live := t.TempDir()
-	j := openJournal(t, journal.Options{Dir: live, FlushEvery: 10 * time.Millisecond})
+	j := openJournal(t, journal.Options{Dir: live})
 	x, a, err := j.Start(context.Background(), newRunner(), runner.Spec{Shell: "seq 1 1000; sleep 300"},
 		journal.StartOptions{Owner: "k", Lifetime: journal.Resumable, Attach: true})
 	if err != nil {
@@ -511,7 +511,6 @@ func TestRecoverAfterACrash(t *testing.T) {
 		}
 		c.add(t, it)
 	}
-	time.Sleep(100 * time.Millisecond) // flushed by now
 	// What a killed server leaves: a copy taken while it runs, plus half a
 	// record at the end of the segment.
 	crashed := t.TempDir()
@@ -583,4 +582,22 @@ func copyDir(t *testing.T, from, to string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestOneServerPerJournal: a second journal on the same directory is
+// refused while the first is open (it would end the first's running
+// executions as a dead server's), and opens once the first is closed.
+func TestOneServerPerJournal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j := openJournal(t, journal.Options{Dir: dir})
+	if _, err := journal.Open(journal.Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "in use by another rexecd") {
+		t.Fatalf("second Open: %v", err)
+	}
+	j.Close()
+	j2, err := journal.Open(journal.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j2.Close()
 }

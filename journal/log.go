@@ -12,10 +12,10 @@ import (
 // outputLog is one execution's output: segment files on disk, oldest first,
 // and the newest records in memory as well (the tail), so that a reader
 // that keeps up — the live stream — never reads back from disk what is
-// still in memory. Records are encoded once, into a block; a full block is
-// written to its segment with one write and stays in the tail while the
-// tail still covers the live window without it. The Execution's mutex
-// guards it.
+// still in memory. Records are encoded once, into a block, and written to
+// the block's segment as they come (the page cache has them: a killed
+// server loses none); a block stays in the tail while the tail still
+// covers the live window without it. The Execution's mutex guards it.
 type outputLog struct {
 	dir        string
 	segSize    int64
@@ -216,8 +216,7 @@ func (l *outputLog) failed(err error) {
 	}
 }
 
-// flushTail writes the block being filled, so that a crash loses nothing
-// older than the last flush.
+// flushTail writes what of the block being filled is not on disk yet.
 func (l *outputLog) flushTail() {
 	if b := l.cur(); b != nil {
 		l.flush(b)

@@ -184,8 +184,8 @@ func (p *Proxy) pipe(dst, src *net.TCPConn, c *pair) {
 			p.bytes.Add(int64(n))
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				_ = dst.CloseWrite() // pass the half-close on
+			if errors.Is(err, io.EOF) && p.waitPass() {
+				_ = dst.CloseWrite() // pass the half-close on, once the path passes
 				return
 			}
 			c.reset()
