@@ -271,4 +271,3 @@ func TestGracePassesWithoutReconnect(t *testing.T) {
 		t.Errorf("exit %+v: want reason disconnected, TERM sent", e)
 	}
 }
-
