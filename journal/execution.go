@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +26,7 @@ type Execution struct {
 	started  time.Time
 
 	p      *runner.Process // nil when recovered from disk
+	direct io.WriteCloser  // the command's stdin, with StartOptions.DirectStdin
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed once it has ended and its end is written
 
@@ -318,6 +320,10 @@ var errCancelled = errors.New("cancelled by its client")
 // CancelByClient ends the command because a client asked (a cancel
 // message, Kill without a signal): reason cancelled.
 func (x *Execution) CancelByClient() { x.Cancel(errCancelled) }
+
+// Stdin is the command's live stdin when it was started with
+// StartOptions.DirectStdin, else nil; see runner.Process.Stdin.
+func (x *Execution) Stdin() io.WriteCloser { return x.direct }
 
 // Signal sends sig to the command's group (with a tty, to the terminal's
 // foreground job). It is an error once the command has ended.

@@ -268,6 +268,10 @@ type StartOptions struct {
 	// Stdin is written to the command's live stdin first (Spec.OpenStdin),
 	// counted in StdinState.Taken.
 	Stdin []byte
+	// DirectStdin leaves the command's live stdin to the caller
+	// (Execution.Stdin), who writes it with back-pressure of its own (the
+	// raw transport); attachments then have none.
+	DirectStdin bool
 }
 
 // Start starts spec with r as an execution of the journal: its events go
@@ -301,7 +305,9 @@ func (j *Journal) Start(ctx context.Context, r *runner.Runner, spec runner.Spec,
 	} else {
 		j.log.Error("journal: cannot make an execution's directory; its journal is not kept", "exec_id", x.id, "err", err)
 	}
-	if spec.OpenStdin {
+	if spec.OpenStdin && o.DirectStdin {
+		x.direct = p.Stdin()
+	} else if spec.OpenStdin {
 		// A command that could not be executed has no stdin: what its
 		// client sends is dropped, as a pipe whose reader is gone drops it.
 		w := p.Stdin()

@@ -169,7 +169,7 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		Creds:     creds,
 		Journal:   jrnl,
 	})
-	raw, err := startRawDaemon(cfg, ring, run, log)
+	raw, err := startRawDaemon(cfg, ring, run, jrnl, log)
 	if err != nil {
 		lis.Close()
 		return err

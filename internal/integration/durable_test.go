@@ -311,3 +311,31 @@ func TestOtherKeysSeeNothing(t *testing.T) {
 		t.Errorf("after root's kill: %v %v", ex, err)
 	}
 }
+
+// TestRawCommandsInTheJournal: the raw transport's commands go through the
+// same journal (read the same way): ps and logs show them, with their key,
+// and their stdin is still the raw server's to write.
+func TestRawCommandsInTheJournal(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartServer(t, testenv.Options{Raw: true})
+	rc := srv.RawClient(t, nil)
+	var out bytes.Buffer
+	ex, err := rc.RunStdin(context.Background(), &rexecv1.RunRequest{Shell: "cat; echo done >&2; exit 3"}, strings.NewReader("over the raw socket\n"), &out, io.Discard)
+	if err != nil || ex.GetExitCode() != 3 || out.String() != "over the raw socket\n" {
+		t.Fatalf("raw run: %v %v %q", ex, err, out.String())
+	}
+	c := srv.Client(t, nil)
+	list, err := c.ListExecutions(context.Background(), true, 0)
+	if err != nil || len(list.GetExecutions()) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	e := list.GetExecutions()[0]
+	if e.GetKeyId() != srv.Key.ID || e.GetLifetime() != rexecv1.Lifetime_LIFETIME_CALL || e.GetExited().GetExitCode() != 3 {
+		t.Errorf("listed %v", e)
+	}
+	var logOut, logErr bytes.Buffer
+	if _, exited, err := c.Logs(context.Background(), e.GetExecutionId(), 0, false, &logOut, &logErr, nil); err != nil ||
+		logOut.String() != "over the raw socket\n" || logErr.String() != "done\n" || exited.GetExitCode() != 3 {
+		t.Errorf("logs: %q %q %v %v", logOut.String(), logErr.String(), exited, err)
+	}
+}

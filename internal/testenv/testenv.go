@@ -106,7 +106,7 @@ func StartServer(t testing.TB, o Options) *Server {
 	go func() { defer close(done); _ = srv.Serve(lis) }()
 	var rawAddr string
 	if o.Raw {
-		rawAddr = startRaw(t, ring, cfg.Runner, log)
+		rawAddr = startRaw(t, ring, cfg.Runner, cfg.Journal, log)
 	}
 	t.Cleanup(func() {
 		srv.Stop()
