@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,12 @@ type ResumeOptions struct {
 	GiveUp time.Duration
 	// AttemptTimeout bounds one attempt's dial and attach. By default 5s.
 	AttemptTimeout time.Duration
+	// RefusedGiveUp is how long to keep trying while every attempt finds
+	// nothing listening (connection refused): a server that was killed and
+	// is restarted (systemd, a container) is back within it, and the
+	// command's end is in its journal; a server that stays down is taken
+	// for gone. By default 10s.
+	RefusedGiveUp time.Duration
 }
 
 func (o *ResumeOptions) setDefaults() {
@@ -45,6 +52,7 @@ func (o *ResumeOptions) setDefaults() {
 	def(&o.MinBackoff, 100*time.Millisecond)
 	def(&o.MaxBackoff, 2*time.Second)
 	def(&o.AttemptTimeout, 5*time.Second)
+	def(&o.RefusedGiveUp, 10*time.Second)
 }
 
 // Resumed describes one resume.
@@ -66,6 +74,9 @@ type ResumeError struct {
 	ExecutionID string
 	Tried       time.Duration
 	Err         error
+	// Refused: nothing listened at the server's address the whole time
+	// (the server is down, rather than the path to it).
+	Refused bool
 }
 
 func (e *ResumeError) Error() string {
@@ -116,11 +127,13 @@ func (s *Session) resumeStream(cause error) error {
 	began := time.Now()
 	backoff := s.resume.MinBackoff
 	lastErr := cause
+	var refusedSince time.Time // since when every attempt was refused
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
-			if time.Since(began)+wait > giveUp {
-				return &ResumeError{ExecutionID: id, Tried: time.Since(began), Err: lastErr}
+			refused := !refusedSince.IsZero() && time.Since(refusedSince)+wait > s.resume.RefusedGiveUp
+			if time.Since(began)+wait > giveUp || refused {
+				return &ResumeError{ExecutionID: id, Tried: time.Since(began), Err: lastErr, Refused: refused}
 			}
 			select {
 			case <-time.After(wait):
@@ -143,7 +156,19 @@ func (s *Session) resumeStream(cause error) error {
 			return fmt.Errorf("rexec: resuming execution %s: %w", id, err)
 		}
 		lastErr = err
+		switch {
+		case !connRefused(err):
+			refusedSince = time.Time{}
+		case refusedSince.IsZero():
+			refusedSince = time.Now()
+		}
 	}
+}
+
+// connRefused says whether a call failed because nothing listens at the
+// address. gRPC keeps the dial error only as text in its status.
+func connRefused(err error) bool {
+	return status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "connection refused")
 }
 
 // attachStream opens an Attach stream for execution id from seq from and,

@@ -273,6 +273,7 @@ func (a *Attachment) Close(cause error) {
 		}
 		x.broadcast()
 	}
+	a.cur.unpin()
 	x.mu.Unlock()
 	a.cur.closeFile()
 	if cancel {

@@ -65,13 +65,21 @@ type cursor struct {
 	next    uint64 // the next output seq; 0 means Started comes first
 	prevEnd int64  // output bytes up to the last record returned; -1 unknown
 	done    bool
-	buf     []byte
 
 	f     *os.File
 	rr    recordReader
 	fSeg  uint64 // the first seq of f's segment
 	fNext uint64 // the seq of the record rr reads next
-	held  *header
+
+	pinned *block // the block of the record returned last, if from memory
+}
+
+// unpin lets go of the block of the record returned last (x.mu held).
+func (c *cursor) unpin() {
+	if c.pinned != nil {
+		c.pinned.pins--
+		c.pinned = nil
+	}
 }
 
 func newCursor(x *Execution, from uint64) cursor {
@@ -95,6 +103,7 @@ const (
 // of the lock to read from disk).
 func (c *cursor) poll() (Item, pollState) {
 	x, l := c.x, &c.x.log
+	c.unpin()
 	for {
 		if c.done {
 			return Item{}, pollDone
@@ -121,8 +130,9 @@ func (c *cursor) poll() (Item, pollState) {
 			}
 			if b, i, ok := l.memRecord(c.next); ok {
 				p := b.pos[i]
-				c.buf = append(c.buf[:0], b.payload(i)...)
-				it := Item{Kind: ItemOutput, Stream: p.stream, Seq: c.next, Data: c.buf}
+				b.pins++
+				c.pinned = b
+				it := Item{Kind: ItemOutput, Stream: p.stream, Seq: c.next, Data: b.payload(i)}
 				c.next++
 				c.prevEnd = p.off + int64(p.n)
 				return it, pollGot
@@ -135,10 +145,10 @@ func (c *cursor) poll() (Item, pollState) {
 			if err == nil {
 				return it, pollGot
 			}
-			if errors.Is(err, errRetry) && (x.gone.Load() || l.segFor(c.next) != s) {
+			if x.gone.Load() || l.segFor(c.next) != s {
 				continue // evicted meanwhile: look again
 			}
-			// Torn, or lost on disk (a failed write): skip the segment.
+			// Lost on disk (a failed write) or torn: skip the segment.
 			return c.skipSegment(l, segFirst), pollGot
 		}
 		if x.exit != nil {
@@ -186,11 +196,6 @@ func (c *cursor) skipSegment(l *outputLog, segFirst uint64) Item {
 // without the lock: the record is flushed (it is older than the tail) and
 // segment files only grow until they are removed whole.
 func (c *cursor) readDisk(segFirst uint64) (Item, error) {
-	if c.held != nil && c.fSeg == segFirst && c.held.seq == c.next {
-		hd := *c.held
-		c.held = nil
-		return c.output(hd, c.rr.buf[:hd.n]), nil
-	}
 	if c.f == nil || c.fSeg != segFirst || c.fNext > c.next {
 		c.closeFile()
 		f, err := os.Open(filepath.Join(c.x.dir, segName(segFirst)))
@@ -205,27 +210,21 @@ func (c *cursor) readDisk(segFirst uint64) (Item, error) {
 	}
 	for {
 		hd, data, err := c.rr.next()
+		if err == nil && hd.seq != c.fNext {
+			// Not the record that follows: the file was evicted and
+			// recycled under this reader, or a write to it failed.
+			err = errCorrupt
+		}
 		if err != nil {
 			c.closeFile()
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF // the record should be there
 			}
-			return Item{}, err
+			return Item{}, errRetry
 		}
 		c.fNext = hd.seq + 1
-		switch {
-		case hd.seq < c.next:
+		if hd.seq < c.next {
 			continue
-		case hd.seq > c.next:
-			// Records are missing here (a failed write): report them, and
-			// keep this one for the next call.
-			c.held = &hd
-			g := Gap{FirstSeq: c.next, LastSeq: hd.seq - 1, Bytes: -1}
-			if c.prevEnd >= 0 {
-				g.Bytes = hd.off - c.prevEnd
-			}
-			c.next = hd.seq
-			return Item{Kind: ItemGap, Gap: g}, nil
 		}
 		return c.output(hd, data), nil
 	}
@@ -242,7 +241,6 @@ func (c *cursor) closeFile() {
 		c.f.Close()
 		c.f = nil
 	}
-	c.held = nil
 }
 
 // Reader reads an execution's journal: for Logs, and for anyone who only
@@ -285,5 +283,10 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 	}
 }
 
-// Close lets go of the reader's file.
-func (r *Reader) Close() { r.c.closeFile() }
+// Close lets go of the reader's file and memory.
+func (r *Reader) Close() {
+	r.c.x.mu.Lock()
+	r.c.unpin()
+	r.c.x.mu.Unlock()
+	r.c.closeFile()
+}

@@ -32,13 +32,28 @@ type outputLog struct {
 	evictedBytes, evictedRecords int64
 	writeErr                     error // the first failed write (the journal logs it)
 	lostWrites                   int64 // records (or flushes) a failed write lost on disk
+
+	// spare is the file of the last evicted segment, kept to be written
+	// over by the next one: rewriting pages the page cache holds costs a
+	// copy, where a new file costs allocating them and a deleted one
+	// freeing them (measured: 1 GiB through 16 MiB segments, 0.19 s
+	// against 0.5 to 1.1 s). Its stale records beyond what is written are
+	// never read: readers stop at a segment's last seq, a restart at the
+	// first record out of sequence, and an ended execution's segment is cut
+	// to its size.
+	spare *os.File
 }
+
+// spareName is the name of an execution's spare segment file; a restart
+// deletes it.
+const spareName = "spare"
 
 // segment is one file of records: <first seq, 20 digits>.seg.
 type segment struct {
 	firstSeq, lastSeq uint64
 	firstOff          int64 // output bytes before its first record
 	size              int64 // bytes in the file, unflushed included
+	written           int64 // bytes written to the file (the offset of the next write)
 	payload, records  int64
 	f                 *os.File // while it is the one being appended to
 }
@@ -52,6 +67,11 @@ type block struct {
 	firstSeq uint64
 	pos      []recPos
 	flushed  int // bytes of buf written to seg's file
+	// pins counts readers holding a record of buf (a reader hands the
+	// record's bytes to its stream without copying them, until its next
+	// call); a block let go of while pinned is left to the garbage
+	// collector instead of going back to its pool.
+	pins int
 }
 
 type recPos struct {
@@ -179,16 +199,28 @@ func (l *outputLog) rotate(seq uint64) *segment {
 			l.flush(b)
 		}
 		if old.f != nil {
+			_ = old.f.Truncate(old.written) // a recycled file's stale records go
 			old.f.Close()
 			old.f = nil
 		}
 	}
 	s := &segment{firstSeq: seq, lastSeq: seq - 1, firstOff: l.off}
-	f, err := os.OpenFile(filepath.Join(l.dir, segName(seq)), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		l.failed(err)
-	} else {
-		s.f = f
+	path := filepath.Join(l.dir, segName(seq))
+	if f := l.spare; f != nil {
+		l.spare = nil
+		if err := os.Rename(filepath.Join(l.dir, spareName), path); err == nil {
+			s.f = f
+		} else {
+			f.Close()
+		}
+	}
+	if s.f == nil {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			l.failed(err)
+		} else {
+			s.f = f
+		}
 	}
 	l.segs = append(l.segs, s)
 	return s
@@ -200,13 +232,14 @@ func (l *outputLog) flush(b *block) {
 		return
 	}
 	if f := b.seg.f; f != nil {
-		if _, err := f.Write(b.buf[b.flushed:]); err != nil {
+		if _, err := f.WriteAt(b.buf[b.flushed:], b.seg.written); err != nil {
 			l.failed(err)
 			l.lostWrites++
 		}
 	} else {
 		l.lostWrites++
 	}
+	b.seg.written += int64(len(b.buf) - b.flushed)
 	b.flushed = len(b.buf)
 }
 
@@ -240,7 +273,10 @@ func (l *outputLog) dropBlock() {
 	l.blocks[0] = nil
 	l.blocks = l.blocks[1:]
 	l.tailBytes -= int64(len(b.buf))
-	putBlockBuf(b.buf)
+	if b.pins == 0 {
+		putBlockBuf(b.buf)
+	}
+	b.buf = nil
 }
 
 // evictOldest removes the oldest segment if it is not the active one and,
@@ -256,16 +292,30 @@ func (l *outputLog) evictOldest(keep uint64, force bool) (*segment, bool) {
 	for len(l.blocks) > 0 && l.blocks[0].seg == s {
 		l.dropBlock()
 	}
-	if s.f != nil {
-		s.f.Close()
-	}
-	_ = os.Remove(filepath.Join(l.dir, segName(s.firstSeq)))
+	l.recycle(s)
 	l.segs[0] = nil
 	l.segs = l.segs[1:]
 	l.size -= s.size
 	l.evictedBytes += s.payload
 	l.evictedRecords += s.records
 	return s, true
+}
+
+// recycle keeps an evicted segment's file as the spare (the oldest
+// segment is closed: only the active one is open), or deletes it when there
+// is one already.
+func (l *outputLog) recycle(s *segment) {
+	path := filepath.Join(l.dir, segName(s.firstSeq))
+	if l.spare == nil {
+		if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			if err := os.Rename(path, filepath.Join(l.dir, spareName)); err == nil {
+				l.spare = f
+				return
+			}
+			f.Close()
+		}
+	}
+	_ = os.Remove(path)
 }
 
 // memRecord finds seq in the tail.
@@ -300,8 +350,14 @@ func (l *outputLog) segFor(seq uint64) *segment {
 func (l *outputLog) close() {
 	l.flushTail()
 	if s := l.active(); s != nil && s.f != nil {
+		_ = s.f.Truncate(s.written) // a recycled file's stale records go
 		s.f.Close()
 		s.f = nil
+	}
+	if l.spare != nil {
+		l.spare.Close()
+		l.spare = nil
+		_ = os.Remove(filepath.Join(l.dir, spareName))
 	}
 	for len(l.blocks) > 0 {
 		l.dropBlock()

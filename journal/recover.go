@@ -63,6 +63,7 @@ func (j *Journal) recoverOne(dir string) (*Execution, error) {
 	x.exitSet.Store(true)
 	x.log = outputLog{dir: dir, segSize: j.opts.segSize(), liveWindow: j.opts.LiveWindow,
 		evictedBytes: m.EvictedBytes, evictedRecords: m.EvictedRecords}
+	_ = os.Remove(filepath.Join(dir, spareName))
 	names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil {
 		return nil, err
@@ -131,6 +132,11 @@ func scanSegment(path string, s *segment, l *outputLog) time.Time {
 	first := true
 	for {
 		hd, _, err := rr.next()
+		// A record out of sequence is what a recycled file held before:
+		// the segment ends before it.
+		if err == nil && ((first && hd.seq != s.firstSeq) || (!first && hd.seq != s.lastSeq+1)) {
+			err = errCorrupt
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				_ = f.Truncate(good)
@@ -138,7 +144,7 @@ func scanSegment(path string, s *segment, l *outputLog) time.Time {
 			break
 		}
 		if first {
-			s.firstSeq, s.firstOff, first = hd.seq, hd.off, false
+			s.firstOff, first = hd.off, false
 		}
 		s.lastSeq = hd.seq
 		s.records++

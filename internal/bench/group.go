@@ -37,6 +37,7 @@ func Groups() []Group {
 		echoGroup,
 		sleepersGroup,
 		slowReaderGroup,
+		durableGroup,
 		soakGroup,
 	}
 }
