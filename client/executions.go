@@ -18,8 +18,9 @@ func (c *Client) Executions() rexecv1.ExecutionServiceClient { return c.execs }
 // RunResumable runs req as Run does, but survives a broken stream: it
 // starts the command with lifetime RESUMABLE (the server returns once it
 // has started), attaches to it, and resumes as opts say until Exited. A
-// server that keeps no journal runs it as a plain Run. This is what `rexec
-// run -n` does, and what the fleet engine does per target.
+// server that keeps no journal runs it as a plain Run. Cancelling ctx ends
+// the command on purpose (see Session.Cancel). This is what `rexec run -n`
+// does with an exec-only key, and what the fleet engine does per target.
 func (c *Client) RunResumable(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer, opts ResumeOptions) (*rexecv1.Exited, error) {
 	if err := argtext.Check(req); err != nil {
 		return nil, err
@@ -38,7 +39,16 @@ func (c *Client) RunResumable(ctx context.Context, req *rexecv1.RunRequest, stdo
 	}
 	st := first.GetEvent().GetStarted()
 	if st == nil {
-		return nil, errors.New("rexec: the stream did not begin with started")
+		if first.GetEvent().GetStderr() != nil || first.GetEvent().GetExited() != nil {
+			// A command that could not be executed: no Started, its
+			// stderr line and its exit, on the Run stream.
+			st = &rexecv1.Started{}
+		} else {
+			return nil, errors.New("rexec: the stream did not begin with started")
+		}
+	}
+	if opts.OnStarted != nil && st.GetExecutionId() != "" {
+		opts.OnStarted(st)
 	}
 	if st.GetLifetime() != rexecv1.Lifetime_LIFETIME_RESUMABLE {
 		// Not kept for a resume: a plain Run, whose stream goes on.

@@ -17,6 +17,8 @@ import (
 // ResumeOptions say how a resumable call comes back after its stream broke.
 // Zero fields take the defaults below.
 type ResumeOptions struct {
+	// OnStarted is called with the Started event, once the command runs.
+	OnStarted func(*rexecv1.Started)
 	// OnResume is called after each resume (the CLI prints one line).
 	OnResume func(Resumed)
 	// OnGap is called when the journal no longer held output the client

@@ -60,7 +60,7 @@ func TestResumableSessionAcrossResets(t *testing.T) {
 	srv, p := faultyServer(t, 10*time.Second)
 	// A small window, so that little is in flight when the proxy resets:
 	// every reset then breaks a stream that still has output to come.
-	pc, err := client.New(p.Addr(), client.WithKey(srv.Key), client.WithWindow(256<<10))
+	pc, err := client.New(p.Addr(), client.WithKey(srv.Key), client.WithAuthority(srv.Addr), client.WithWindow(256<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestRunResumableAcrossResets(t *testing.T) {
 	srv, p := faultyServer(t, 10*time.Second)
 	// A small window, so that little is in flight when the proxy resets:
 	// every reset then breaks a stream that still has output to come.
-	pc, err := client.New(p.Addr(), client.WithKey(srv.Key), client.WithWindow(256<<10))
+	pc, err := client.New(p.Addr(), client.WithKey(srv.Key), client.WithAuthority(srv.Addr), client.WithWindow(256<<10))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,19 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 	)
 }
 
+// CallFromContext is what a gRPC server call's context says of it, for
+// Verify: its :authority, its connection's local address and TLS state.
+func CallFromContext(ctx context.Context, method string) Call {
+	c := Call{Method: method, TLS: ConnFromContext(ctx)}
+	if a := metadata.ValueFromIncomingContext(ctx, ":authority"); len(a) == 1 {
+		c.Authority = a[0]
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		c.Local = p.LocalAddr
+	}
+	return c
+}
+
 func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, error) {
 	method, _ := grpc.Method(ctx)
 	vals := metadata.ValueFromIncomingContext(ctx, MetadataKey)
@@ -89,7 +102,7 @@ func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, erro
 	case 0:
 		err = authFail("", "%v", errNoToken)
 	case 1:
-		k, err = cfg.Verifier.VerifyConn(vals[0], method, ConnFromContext(ctx))
+		k, err = cfg.Verifier.Verify(vals[0], CallFromContext(ctx, method))
 	default:
 		err = authFail("", "%d authorization values, want one", len(vals))
 	}

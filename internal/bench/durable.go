@@ -126,7 +126,7 @@ func resumeLatencyRows(ctx context.Context, e *Env) ([]Row, error) {
 		return nil, err
 	}
 	defer p.Close()
-	c, err := client.New(p.Addr(), client.WithKey(d.Key))
+	c, err := client.New(p.Addr(), client.WithKey(d.Key), client.WithAuthority(d.Addr))
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func resumeLatencyRows(ctx context.Context, e *Env) ([]Row, error) {
 	var cold []time.Duration
 	for range rounds {
 		start := time.Now()
-		cc, err := client.New(p.Addr(), client.WithKey(d.Key))
+		cc, err := client.New(p.Addr(), client.WithKey(d.Key), client.WithAuthority(d.Addr))
 		if err != nil {
 			return nil, err
 		}
@@ -202,7 +202,7 @@ func resumeLatencyRows(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	stop()
 	<-errc // the cold attaches took its stream over: Aborted
-	kc, err := client.New(p.Addr(), client.WithKey(d.Key))
+	kc, err := client.New(p.Addr(), client.WithKey(d.Key), client.WithAuthority(d.Addr))
 	if err == nil {
 		_, _ = kc.Kill(ctx, exID, rexecv1.Signal_SIGNAL_UNSPECIFIED)
 		kc.Close()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ type runOpts struct {
 	stdin   bool // -i: stream stdin (the default; for -it)
 	detach  bool // -d: start it detached and print its id
 	so      sessionOpts
+	fleet   fleetOutput
 }
 
 func (c *command) runCmd() *cobra.Command {
@@ -51,7 +53,13 @@ and rexec prints its execution id for ps, attach, logs, kill and wait.
 
 --raw runs over the raw socket transport (--raw-addr) instead of gRPC: stdin streams there too
 (unless -n), but it has no -t and no resume, and Ctrl-C closes the connection, which kills the
-command.`,
+command.
+
+With several targets (-H, --hosts-file) stdin is not read (-n is implied); -t, -i, -d and --raw
+are refused. Every line comes prefixed "NAME: "; -b gathers identical results into one block,
+--output-dir writes NAME.out, NAME.err and NAME.status, --json prints one record per target.
+The exit status is 0 when all exited 0, 255 when any could not run the command, else the
+highest; a summary ends on stderr, and --failed-file lists the targets that did not exit 0.`,
 		Example: `  rexec run -- uname -a
   rexec run -- 'ls /etc | wc -l'              # one word: a shell command line
   rexec run -- echo '$HOME'                   # several words: an exact argv, prints $HOME
@@ -60,7 +68,9 @@ command.`,
   rexec run -it -- bash                       # an interactive shell on a terminal
   rexec run -n -- make -C /srv/app            # no stdin, as ssh -n: for scripts and loops
   id=$(rexec run -d -- ./long-job.sh)         # detached: prints its execution id
-  rexec logs -f "$id"; rexec wait "$id"       # follow its output; exit with its status`,
+  rexec logs -f "$id"; rexec wait "$id"       # follow its output; exit with its status
+  rexec -H node[01-20] run -- uptime          # on 20 targets, 64 at a time, each line prefixed
+  rexec -H @web run -b -- 'uname -r'          # a config group; identical results in one block`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.stdin && o.so.noStdin {
 				return cliflag.Usagef(cmd, "-i and -n contradict each other: -i streams stdin to the command, -n gives it none; drop one")
@@ -82,6 +92,7 @@ command.`,
 	f.BoolVarP(&o.so.noStdin, "no-stdin", "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
 	f.BoolVarP(&o.stdin, "stdin", "i", false, "stream stdin to the command (the default; -it as with docker and kubectl)")
 	f.BoolVarP(&o.detach, "detach", "d", false, "start the command detached (it outlives rexec) and print its execution id")
+	o.fleet.register(f)
 	return cmd
 }
 
@@ -97,6 +108,15 @@ func (c *command) run(o *runOpts, args []string) int {
 	}
 	if o.timeout != 0 {
 		req.Timeout = durationpb.New(o.timeout)
+	}
+	if c.g.fleet.used() {
+		ts, err := c.targets(context.Background())
+		if err != nil {
+			return c.fail(err)
+		}
+		if len(ts) > 1 {
+			return c.runOnFleet(ts, req, o)
+		}
 	}
 	so := o.so
 	if o.raw {

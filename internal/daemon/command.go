@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rexec/rexec/files"
+	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/cliflag"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/journal"
@@ -79,6 +81,11 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 			if err := checkJournalFlags(cmd, &cfg); err != nil {
 				return err
 			}
+			for _, n := range cfg.Names {
+				if err := interceptors.CheckName(n); err != nil {
+					return cliflag.Usagef(cmd, "--name: %v", err)
+				}
+			}
 			return RunDaemon(cfg, stderr)
 		},
 	}
@@ -115,11 +122,14 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
 	dur(&cfg.RawIdleTimeout, "raw-idle-timeout", rawserver.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
-	fs.StringVar(&cfg.StateDir, "state-dir", DefaultStateDir(getenv), "what rexecd keeps across restarts (the journal of executions, in journal/); $XDG_STATE_HOME/rexec, else ~/.local/state/rexec")
+	fs.StringVar(&cfg.StateDir, "state-dir", files.DefaultStateDir(), "what rexecd keeps across restarts: the journal of executions (in journal/) and partial uploads of keys without root= (in partial/); $XDG_STATE_HOME/rexec, else ~/.local/state/rexec")
 	fs.Int64Var(&cfg.Journal.MaxBytes, "journal-max", 64<<20, "bytes of journal per execution; past them a resumable command without its client blocks, a detached one's oldest output is evicted (0: no journal, every command ends with its call)")
 	fs.Int64Var(&cfg.Journal.MaxTotal, "journal-total", 1<<30, "bytes of all journals; past them the oldest ended executions are deleted")
 	dur(&cfg.Journal.Retain, "retain", time.Hour, "how long an ended execution's journal is kept")
 	dur(&cfg.Journal.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a resumable command runs on after its client's connection broke (0: it is killed at once)")
+	dur(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
+	dur(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
+	fs.StringArrayVar(&cfg.Names, "name", nil, "a name clients dial this server by, HOST or HOST:PORT, besides its own addresses and host name: a load balancer's (repeatable). Servers that share a name share their tokens")
 }
 
 // checkJournalFlags refuses journal bounds that cannot work, and turns a

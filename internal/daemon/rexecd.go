@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/journal"
@@ -42,23 +43,20 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// Files configures the file service (--state-dir, --partial-ttl,
+	// --upload-checkpoint).
+	Files files.Config
+	// Names are more names a token's :authority may give for this server
+	// (--name, repeatable): what clients dial through a load balancer or a
+	// port mapping.
+	Names []string
 	// StateDir holds what rexecd keeps across restarts: the journal of
-	// executions in StateDir/journal.
+	// executions in StateDir/journal, the file service's partial uploads
+	// in StateDir/partial.
 	StateDir string
 	// Journal bounds the journal (its Dir and Logger are filled in);
 	// MaxBytes 0 keeps none: every command ends with its call.
 	Journal journal.Options
-}
-
-// DefaultStateDir is $XDG_STATE_HOME/rexec, else ~/.local/state/rexec.
-func DefaultStateDir(getenv func(string) string) string {
-	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "rexec")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "state", "rexec")
-	}
-	return filepath.Join(os.TempDir(), "rexec-state")
 }
 
 // openJournal opens the journal under the state directory, unless
@@ -161,8 +159,11 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	if jrnl != nil {
 		defer jrnl.Close()
 	}
+	cfg.Files.StateDir = cfg.StateDir
+	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
 	srv := server.New(server.Config{
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
+		Files:     &cfg.Files,
+		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
 		Runner:    run,
 		Logger:    log,
 		AuthAdmin: cfg.AuthAdmin,

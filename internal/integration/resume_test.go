@@ -28,9 +28,9 @@ import (
 // Keepalives short enough that a black hole is found in about 2 s.
 var quickKeepalive = server.Config{KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, KeepaliveMinTime: 100 * time.Millisecond}
 
-func quickClient(t *testing.T, addr string, key *client.Option) *client.Client {
+func quickClient(t *testing.T, addr string, key *client.Option, authority string) *client.Client {
 	t.Helper()
-	opts := []client.Option{*key, client.WithKeepalive(time.Second), client.WithKeepaliveTimeout(time.Second),
+	opts := []client.Option{*key, client.WithAuthority(authority), client.WithKeepalive(time.Second), client.WithKeepaliveTimeout(time.Second),
 		// A small window, so that little is in flight when the path breaks:
 		// every fault breaks a stream with output still to come.
 		client.WithWindow(256 << 10)}
@@ -155,7 +155,7 @@ func TestResumeThroughFaults(t *testing.T) {
 	}
 	defer p.Close()
 	withKey := client.WithKey(srv.Key)
-	c := quickClient(t, p.Addr(), &withKey)
+	c := quickClient(t, p.Addr(), &withKey, srv.Addr)
 
 	// stdin: 12 MiB of pseudo-random bytes. The command copies it to
 	// stderr and hashes it, then writes 12 MiB of numbered lines.
@@ -222,7 +222,7 @@ func TestGracePassesWithoutReconnect(t *testing.T) {
 	}
 	defer p.Close()
 	withKey := client.WithKey(srv.Key)
-	c := quickClient(t, p.Addr(), &withKey)
+	c := quickClient(t, p.Addr(), &withKey, srv.Addr)
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	s, err := c.OpenResumableSession(context.Background(), &rexecv1.SessionStart{Command: &rexecv1.RunRequest{
