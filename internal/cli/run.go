@@ -93,6 +93,7 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
 	f.BoolVarP(&o.stdin, "stdin", "i", false, "stream stdin to the command (the default; -it as with docker and kubectl)")
 	f.BoolVarP(&o.detach, "detach", "d", false, "start the command detached (it outlives rexec) and print its execution id")
 	o.fleet.register(f)
+	c.g.fleet.registerFanout(f)
 	return cmd
 }
 
