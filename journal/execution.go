@@ -166,7 +166,20 @@ func (s sink) Started(_ string, pid int) error {
 }
 
 func (s sink) Output(st runner.Stream, seq uint64, data []byte) error {
-	s.x.appendOutput(st, seq, data)
+	s.x.appendOutput(st, seq, len(data), func(l *outputLog) (int64, error) { return l.append(st, seq, data) })
+	return nil
+}
+
+// OutputBuffer keeps a large chunk in the runner's buffer, as it came (see
+// runner.BufferSink): one copy fewer on the live stream's way. A small one
+// is copied into a block, and the buffer given back at once.
+func (s sink) OutputBuffer(st runner.Stream, seq uint64, buf *[]byte, n int, release func(*[]byte)) error {
+	if n < ownMin {
+		err := s.Output(st, seq, (*buf)[:n])
+		release(buf)
+		return err
+	}
+	s.x.appendOutput(st, seq, n, func(l *outputLog) (int64, error) { return l.appendOwned(st, seq, buf, n, release) })
 	return nil
 }
 
@@ -177,14 +190,14 @@ func (s sink) Exited(r *runner.Result) error {
 
 // appendOutput adds a chunk, waiting while there is no room for it: that
 // wait is the back-pressure that reaches the command's pipe.
-func (x *Execution) appendOutput(st runner.Stream, seq uint64, data []byte) {
-	need := int64(headerSize + len(data))
+func (x *Execution) appendOutput(st runner.Stream, seq uint64, size int, add func(*outputLog) (int64, error)) {
+	need := int64(headerSize + size)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for !x.roomFor(need) {
 		_ = x.waitLocked(context.Background()) // woken by sends, acks, a release
 	}
-	n, err := x.log.append(st, seq, data)
+	n, err := add(&x.log)
 	if err != nil {
 		x.j.log.Error("journal: output out of order; not kept", "exec_id", x.id, "err", err)
 		return

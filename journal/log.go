@@ -72,7 +72,18 @@ type block struct {
 	// call); a block let go of while pinned is left to the garbage
 	// collector instead of going back to its pool.
 	pins int
+	// owned is set for a block that is one large record kept in the
+	// runner's own buffer, not copied: buf is then the payload alone, hdr
+	// its header, and release gives the buffer back.
+	owned   *[]byte
+	release func(*[]byte)
+	hdr     []byte
 }
+
+// ownMin is the size from which a record stays in the runner's buffer
+// instead of being copied into a block: a streaming command's full chunks
+// (128 KiB), not a chatty one's lines, which would each hold a buffer.
+const ownMin = 32 << 10
 
 type recPos struct {
 	at     uint32 // where its header starts in buf
@@ -85,6 +96,9 @@ func (b *block) lastSeq() uint64 { return b.firstSeq + uint64(len(b.pos)) - 1 }
 
 // payload is record i's data.
 func (b *block) payload(i int) []byte {
+	if b.owned != nil {
+		return b.buf
+	}
 	p := b.pos[i]
 	start := int(p.at) + headerSize
 	return b.buf[start : start+int(p.n)]
@@ -166,7 +180,7 @@ func (l *outputLog) append(s runner.Stream, seq uint64, data []byte) (int64, err
 		seg = l.rotate(seq)
 	}
 	b := l.cur()
-	if b == nil || b.seg != seg || cap(b.buf)-len(b.buf) < need {
+	if b == nil || b.owned != nil || b.seg != seg || cap(b.buf)-len(b.buf) < need {
 		size := minBlock
 		if b != nil {
 			l.flush(b)
@@ -184,6 +198,39 @@ func (l *outputLog) append(s runner.Stream, seq uint64, data []byte) (int64, err
 	seg.lastSeq = seq
 	seg.size += int64(need)
 	seg.payload += int64(len(data))
+	seg.records++
+	l.size += int64(need)
+	l.tailBytes += int64(need)
+	l.trimTail()
+	return int64(need), nil
+}
+
+// appendOwned adds one record whose payload stays in buf, the runner's
+// buffer, which release gives back once the tail lets go of it. seq must
+// be the next one.
+func (l *outputLog) appendOwned(s runner.Stream, seq uint64, buf *[]byte, n int, release func(*[]byte)) (int64, error) {
+	if seq != l.lastSeq+1 {
+		release(buf)
+		return 0, fmt.Errorf("journal: output seq %d after %d", seq, l.lastSeq)
+	}
+	data := (*buf)[:n]
+	need := headerSize + n
+	seg := l.active()
+	if seg == nil || seg.size >= l.segSize {
+		seg = l.rotate(seq)
+	}
+	if b := l.cur(); b != nil {
+		l.flush(b)
+	}
+	b := &block{buf: data, seg: seg, firstSeq: seq, owned: buf, release: release, hdr: make([]byte, headerSize)}
+	putHeader(b.hdr, s, seq, l.off, data)
+	b.pos = []recPos{{n: uint32(n), stream: s, off: l.off}}
+	l.blocks = append(l.blocks, b)
+	l.lastSeq = seq
+	l.off += int64(n)
+	seg.lastSeq = seq
+	seg.size += int64(need)
+	seg.payload += int64(n)
 	seg.records++
 	l.size += int64(need)
 	l.tailBytes += int64(need)
@@ -228,6 +275,10 @@ func (l *outputLog) rotate(seq uint64) *segment {
 
 // flush writes what of b is not on disk yet.
 func (l *outputLog) flush(b *block) {
+	if b.owned != nil {
+		l.flushOwned(b)
+		return
+	}
 	if b.flushed == len(b.buf) {
 		return
 	}
@@ -240,6 +291,28 @@ func (l *outputLog) flush(b *block) {
 		l.lostWrites++
 	}
 	b.seg.written += int64(len(b.buf) - b.flushed)
+	b.flushed = len(b.buf)
+}
+
+// flushOwned writes an owned block's record: its header, then its
+// payload from the runner's buffer.
+func (l *outputLog) flushOwned(b *block) {
+	if b.flushed == len(b.buf) {
+		return
+	}
+	if f := b.seg.f; f != nil {
+		_, err := f.WriteAt(b.hdr, b.seg.written)
+		if err == nil {
+			_, err = f.WriteAt(b.buf, b.seg.written+headerSize)
+		}
+		if err != nil {
+			l.failed(err)
+			l.lostWrites++
+		}
+	} else {
+		l.lostWrites++
+	}
+	b.seg.written += int64(headerSize + len(b.buf))
 	b.flushed = len(b.buf)
 }
 
@@ -257,11 +330,13 @@ func (l *outputLog) flushTail() {
 }
 
 // trimTail lets go of the oldest blocks that are on disk, while the rest
-// still covers the live window: a live reader is never further behind.
+// still covers twice the live window: an attached reader is at most the
+// live window and one record behind (the writer checks the window before
+// it appends), and one that keeps up must never go to disk.
 func (l *outputLog) trimTail() {
 	for len(l.blocks) > 1 {
 		b := l.blocks[0]
-		if b.flushed != len(b.buf) || l.tailBytes-int64(len(b.buf)) < l.liveWindow {
+		if b.flushed != len(b.buf) || l.tailBytes-int64(len(b.buf)) < 2*l.liveWindow {
 			return
 		}
 		l.dropBlock()
@@ -272,11 +347,20 @@ func (l *outputLog) dropBlock() {
 	b := l.blocks[0]
 	l.blocks[0] = nil
 	l.blocks = l.blocks[1:]
-	l.tailBytes -= int64(len(b.buf))
-	if b.pins == 0 {
+	size := int64(len(b.buf))
+	if b.owned != nil {
+		size += headerSize
+	}
+	l.tailBytes -= size
+	switch {
+	case b.pins != 0:
+		// A reader still hands a record of it to its stream.
+	case b.owned != nil:
+		b.release(b.owned)
+	default:
 		putBlockBuf(b.buf)
 	}
-	b.buf = nil
+	b.buf, b.owned = nil, nil
 }
 
 // evictOldest removes the oldest segment if it is not the active one and,

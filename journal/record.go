@@ -56,6 +56,17 @@ func putRecord(dst []byte, s runner.Stream, seq uint64, off int64, data []byte) 
 	return n
 }
 
+// putHeader encodes the header of a record whose payload is data, which
+// stays where it is (a buffer the journal keeps as it came).
+func putHeader(h []byte, s runner.Stream, seq uint64, off int64, data []byte) {
+	binary.LittleEndian.PutUint32(h[4:], uint32(len(data)))
+	h[8] = byte(s)
+	binary.LittleEndian.PutUint64(h[9:], seq)
+	binary.LittleEndian.PutUint64(h[17:], uint64(off))
+	crc := crc32.Update(crc32.Checksum(h[4:headerSize], castagnoli), castagnoli, data)
+	binary.LittleEndian.PutUint32(h[0:], crc)
+}
+
 func parseHeader(h []byte) (header, error) {
 	hd := header{
 		crc:    binary.LittleEndian.Uint32(h[0:]),
