@@ -64,6 +64,9 @@ type Options struct {
 	// the groups are killed even if this process dies by SIGKILL. By
 	// default there is none: a SIGKILLed server orphans its commands.
 	Guard *Guard
+	// Observer, when set, is told of every command's start and end and of
+	// every refused start (observer.go). By default there is none.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {

@@ -166,7 +166,8 @@ func (c *command) dial() (*client.Client, error) {
 		return nil, err
 	}
 	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...),
-		client.WithKeepalive(keepaliveTime), client.WithKeepaliveTimeout(keepaliveTimeout))
+		client.WithKeepalive(keepaliveTime), client.WithKeepaliveTimeout(keepaliveTimeout),
+		client.WithTraceParent(c.env.Getenv("TRACEPARENT"), c.env.Getenv("TRACESTATE")))
 	cl, err := client.New(c.g.addr, opts...)
 	c.cl = cl
 	return cl, err

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,13 @@ type DaemonConfig struct {
 	// (--name, repeatable): what clients dial through a load balancer or a
 	// port mapping.
 	Names []string
+	// MetricsListen, when set, serves Prometheus metrics over HTTP there;
+	// empty (the default) leaves them off. MetricsAddrFile is AddrFile's
+	// twin for it.
+	MetricsListen, MetricsAddrFile string
+	// OTLPEndpoint, when set, exports a span per call to this OTLP/gRPC
+	// collector (http://HOST:4317 or https://…); empty: no tracing.
+	OTLPEndpoint string
 	// StateDir holds what rexecd keeps across restarts: the journal of
 	// executions in StateDir/journal, the file service's partial uploads
 	// in StateDir/partial.
@@ -134,7 +142,13 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	}
 	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log}
 	reload.started(keys)
+	obs, err := startObservability(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close(log) // last: the metrics are served until the shutdown is done
 	cfg.Runner.Audit = log.With("log", "audit")
+	cfg.Runner.Observer = obs.runnerObserver()
 	// The guard kills the commands' groups even if rexecd dies by SIGKILL.
 	if guard, err := runner.StartGuard(); err != nil {
 		log.Warn("no command guard: a SIGKILLed rexecd would orphan its commands", "err", err)
@@ -151,6 +165,10 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		lis.Close()
 		return err
 	}
+	if err := obs.serveMetrics(cfg, run, log); err != nil {
+		lis.Close()
+		return err
+	}
 	jrnl, err := openJournal(cfg, log)
 	if err != nil {
 		lis.Close()
@@ -162,15 +180,17 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	cfg.Files.StateDir = cfg.StateDir
 	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
 	srv := server.New(server.Config{
-		Files:     &cfg.Files,
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
-		Runner:    run,
-		Logger:    log,
-		AuthAdmin: cfg.AuthAdmin,
-		Creds:     creds,
-		Journal:   jrnl,
+		Files:         &cfg.Files,
+		Verifier:      interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
+		Runner:        run,
+		Logger:        log,
+		AuthAdmin:     cfg.AuthAdmin,
+		Creds:         creds,
+		Observe:       obs.serverOptions(),
+		OnAuthFailure: obs.onAuthFailure(),
+		Journal:       jrnl,
 	})
-	raw, err := startRawDaemon(cfg, ring, run, jrnl, log)
+	raw, err := startRawDaemon(cfg, ring, run, jrnl, obs.rawObserver(), log)
 	if err != nil {
 		lis.Close()
 		return err
