@@ -253,7 +253,7 @@ func (e *execService) sessionJournaled(stream rexecv1.ExecService_SessionServer,
 	}
 	spec.Audit = append(spec.Audit, lifetimeAttr(lt))
 	j := e.s.cfg.Journal
-	x, a, err := j.Start(e.s.base, e.s.cfg.Runner, spec, journal.StartOptions{
+	x, a, err := j.Start(e.s.executionContext(stream.Context()), e.s.cfg.Runner, spec, journal.StartOptions{
 		Owner: owner(stream), Lifetime: lt, Attach: true, Stdin: start.GetCommand().GetStdin(),
 	})
 	if err != nil {

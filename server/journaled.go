@@ -63,7 +63,7 @@ func (e *execService) runJournaled(req *rexecv1.RunRequest, spec runner.Spec, st
 	}
 	spec.Audit = append(spec.Audit, lifetimeAttr(lt))
 	j := e.s.cfg.Journal
-	x, a, err := j.Start(e.s.base, e.s.cfg.Runner, spec, journal.StartOptions{Owner: owner(stream), Lifetime: lt, Attach: lt == journal.Call})
+	x, a, err := j.Start(e.s.executionContext(stream.Context()), e.s.cfg.Runner, spec, journal.StartOptions{Owner: owner(stream), Lifetime: lt, Attach: lt == journal.Call})
 	if err != nil {
 		return toStatus(err)
 	}

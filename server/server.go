@@ -249,11 +249,19 @@ func (s *Server) stopFiles() {
 // values it carries only the trace span (otelgrpc's, when tracing is on), so
 // that the runner's observer can add the command's events to it. Take other
 // values from the call's own context.
-func (s *Server) commandContext(call context.Context) (context.Context, func()) {
-	parent := s.base
+// executionContext is the parent context of a command the journal keeps:
+// the server's base (a shutdown ends it), not ended by the call (the
+// execution's lifetime says what the call's end does), with the call's
+// span, so that the command's start and end are events of it.
+func (s *Server) executionContext(call context.Context) context.Context {
 	if span := trace.SpanFromContext(call); span.IsRecording() {
-		parent = trace.ContextWithSpan(parent, span)
+		return trace.ContextWithSpan(s.base, span)
 	}
+	return s.base
+}
+
+func (s *Server) commandContext(call context.Context) (context.Context, func()) {
+	parent := s.executionContext(call)
 	ctx, cancel := context.WithCancelCause(parent)
 	stop := context.AfterFunc(call, func() { cancel(context.Cause(call)) })
 	return ctx, func() { stop(); cancel(nil) }
