@@ -17,16 +17,20 @@
 // etcd's WAL and systemd's journal keep theirs: append-only, read back by
 // sequence, cut at a torn record after a crash. Plain files rather than an
 // embedded database such as bbolt: output is written once, in order, and
-// read in order; a segment is dropped whole when it is evicted; so a file
-// per segment does the whole job with one write per block of records (1 MiB
-// at full speed), while bbolt would copy every chunk into its B+tree pages,
-// commit (and by default fsync) a transaction per batch, and never give the
-// freed pages back to the filesystem.
+// read in order; a segment is evicted whole; so a file per segment does the
+// whole job with one write per chunk, into the page cache as it comes (a
+// killed server loses none), while bbolt would copy every chunk into its
+// B+tree pages, commit (and by default fsync) a transaction per batch, and
+// never give the freed pages back to the filesystem. An evicted segment's
+// file is written over by the next one: rewriting cached pages is a copy,
+// where a new file allocates pages and a deleted one frees them.
 //
 // # What is kept, and what holds a command back
 //
-// The newest output is in memory as well (a live window and a block), so a
-// stream that keeps up never reads back from disk. Bounds, each counted when
+// The newest output is in memory as well (twice the live window), so a
+// stream that keeps up never reads back from disk: a large chunk stays in
+// the runner's own buffer (runner.BufferSink), small ones are copied into
+// blocks, and a reader hands a record to its stream without a copy. Bounds, each counted when
 // it drops anything: Options.MaxBytes per execution, Options.MaxTotal for
 // all (the oldest ended executions go first), Options.Retain for ended
 // ones. What may be evicted depends on the lifetime: a Detached command's
