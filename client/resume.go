@@ -210,6 +210,9 @@ func (s *Session) attachStream(id string, from uint64) (*rexecv1.Attached, error
 	if g := a.GetReconnectGrace(); g != nil {
 		s.grace = g.AsDuration()
 	}
+	if w := a.GetAckWindow(); w > 0 {
+		s.ackWindow = w
+	}
 	if st := a.GetStdin(); st != nil {
 		s.in.takenTo(st.GetTaken())
 		s.in.next = s.in.taken // send again what the server had not taken

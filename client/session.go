@@ -73,8 +73,9 @@ type Session struct {
 	grace     time.Duration
 	lastSeq   uint64 // the newest output written
 	ackSeq    uint64
-	ackedAt   int64 // output bytes written when the last ack was due
-	written   int64 // output bytes written
+	ackedAt   int64  // output bytes written when the last ack was due
+	ackWindow uint64 // the server's (Started, Attached); 0 unknown
+	written   int64  // output bytes written
 	in        stdinReplay
 	cancelled bool // Cancel was called: the end is on purpose
 	seen      bool // Started (or Attached) has arrived
@@ -425,18 +426,28 @@ func (s *Session) started(st *rexecv1.Started) {
 	s.execID, s.seen = st.GetExecutionId(), true
 	s.durable = s.resume != nil && st.GetLifetime() == rexecv1.Lifetime_LIFETIME_RESUMABLE
 	s.grace = st.GetReconnectGrace().AsDuration()
+	s.ackWindow = st.GetAckWindow()
 }
 
-// ackEvery is how much output a resumable session writes between acks; the
-// server's journal holds at least 1 MiB, so it never waits for one.
-const ackEvery = 256 << 10
+// ackEvery is how much output a resumable session writes between acks, by
+// the server's ack window (its --journal-max): a quarter of it, between
+// 64 KiB and 4 MiB, so that the server never holds the command back for
+// an ack while acks stay few (a GiB at the default window is 256 of them).
+// Before the server has said its window, 256 KiB: a journal holds at least
+// 1 MiB.
+func ackEvery(window uint64) int64 {
+	if window == 0 {
+		return 256 << 10
+	}
+	return int64(min(max(window/4, 64<<10), 4<<20))
+}
 
 // wrote records output written, and asks for an ack when enough is.
 func (s *Session) wrote(seq uint64, n int) {
 	s.mu.Lock()
 	s.lastSeq = seq
 	s.written += int64(n)
-	due := s.durable && s.written-s.ackedAt >= ackEvery
+	due := s.durable && s.written-s.ackedAt >= ackEvery(s.ackWindow)
 	if due {
 		s.ackSeq, s.ackedAt = seq, s.written
 	}

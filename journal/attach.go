@@ -92,7 +92,14 @@ func (a *Attachment) Next(ctx context.Context) (Item, error) {
 	defer x.mu.Unlock()
 	if a.pendSeq != a.sentSeq {
 		a.sentSeq, a.sentOff = a.pendSeq, a.pendOff
-		x.broadcast() // the writer may wait for this
+		// Wake a writer that waits for room once half the live window is
+		// free, not at every record sent: on a busy machine every wake
+		// costs a trip through the scheduler, and a writer and a reader
+		// handing the window's last record back and forth would pay it
+		// for every chunk.
+		if x.writerWaiting && x.log.off-a.sentOff <= x.j.opts.LiveWindow/2 {
+			x.broadcast()
+		}
 	}
 	for {
 		if a.kicked {

@@ -49,6 +49,8 @@ type Execution struct {
 	waiters   int
 	stdin     *stdinPump
 	loggedErr bool
+	// writerWaiting: the runner's delivery waits in appendOutput for room.
+	writerWaiting bool
 }
 
 // ID is the execution id.
@@ -195,7 +197,9 @@ func (x *Execution) appendOutput(st runner.Stream, seq uint64, size int, add fun
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for !x.roomFor(need) {
+		x.writerWaiting = true
 		_ = x.waitLocked(context.Background()) // woken by sends, acks, a release
+		x.writerWaiting = false
 	}
 	n, err := add(&x.log)
 	if err != nil {

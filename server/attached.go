@@ -272,7 +272,7 @@ func (e *execService) sessionJournaled(stream rexecv1.ExecService_SessionServer,
 		},
 	}
 	go in.run(ctx)
-	b := newEventBuilder(x.ID(), lt, j.Options().ReconnectGrace)
+	b := newEventBuilder(x.ID(), lt, j.Options())
 	var resp rexecv1.SessionResponse
 	err = serveOutput(ctx, a, b, lt == journal.Resumable, func(ev *rexecv1.Event, st *rexecv1.StdinState, _ *rexecv1.Gap) error {
 		resp.Event, resp.Stdin = ev, st

@@ -114,7 +114,7 @@ func (es *executionService) Logs(req *rexecv1.LogsRequest, stream rexecv1.Execut
 	if err := stream.Send(&rexecv1.LogsResponse{Execution: executionMessage(x.Info())}); err != nil {
 		return err
 	}
-	b := newEventBuilder(x.ID(), x.Lifetime(), 0)
+	b := newEventBuilder(x.ID(), x.Lifetime(), journal.Options{})
 	var resp rexecv1.LogsResponse
 	for {
 		it, err := r.Next(stream.Context())
@@ -156,13 +156,13 @@ func (es *executionService) Attach(stream rexecv1.ExecutionService_AttachServer)
 		return toStatus(err)
 	}
 	in := x.Info()
-	grace := j.Options().ReconnectGrace
 	attached := &rexecv1.Attached{Execution: executionMessage(in)}
 	if st, ok := a.StdinState(); ok {
 		attached.Stdin = stdinMessage(&st)
 	}
 	if x.Lifetime() == journal.Resumable {
-		attached.ReconnectGrace = durationpb.New(grace)
+		attached.ReconnectGrace = durationpb.New(j.Options().ReconnectGrace)
+		attached.AckWindow = uint64(j.Options().MaxBytes)
 	}
 	if err := stream.Send(&rexecv1.AttachResponse{Attached: attached}); err != nil {
 		a.Close(err)
@@ -181,7 +181,7 @@ func (es *executionService) Attach(stream rexecv1.ExecutionService_AttachServer)
 		},
 	}
 	go input.run(ctx)
-	b := newEventBuilder(x.ID(), x.Lifetime(), grace)
+	b := newEventBuilder(x.ID(), x.Lifetime(), j.Options())
 	var resp rexecv1.AttachResponse
 	err = serveOutput(ctx, a, b, true, func(ev *rexecv1.Event, st *rexecv1.StdinState, gap *rexecv1.Gap) error {
 		resp.Event, resp.Stdin, resp.Gap = ev, st, gap

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -67,7 +66,7 @@ func (e *execService) runJournaled(req *rexecv1.RunRequest, spec runner.Spec, st
 	if err != nil {
 		return toStatus(err)
 	}
-	b := newEventBuilder(x.ID(), lt, j.Options().ReconnectGrace)
+	b := newEventBuilder(x.ID(), lt, j.Options())
 	var resp rexecv1.RunResponse
 	if a == nil {
 		resp.Event = b.started(x.Info().Pid)
@@ -92,6 +91,7 @@ type eventBuilder struct {
 	id          string
 	lifetime    rexecv1.Lifetime
 	grace       *durationpb.Duration
+	ackWindow   uint64
 	ev          rexecv1.Event
 	out         rexecv1.Output
 	stdout      rexecv1.Event_Stdout
@@ -99,10 +99,10 @@ type eventBuilder struct {
 	startedKind rexecv1.Event_Started
 }
 
-func newEventBuilder(id string, lt journal.Lifetime, grace time.Duration) *eventBuilder {
+func newEventBuilder(id string, lt journal.Lifetime, o journal.Options) *eventBuilder {
 	b := &eventBuilder{id: id, lifetime: rexecv1.Lifetime(lt)}
 	if lt == journal.Resumable {
-		b.grace = durationpb.New(grace)
+		b.grace, b.ackWindow = durationpb.New(o.ReconnectGrace), uint64(o.MaxBytes)
 	}
 	b.stdout.Stdout = &b.out
 	b.stderr.Stderr = &b.out
@@ -110,7 +110,7 @@ func newEventBuilder(id string, lt journal.Lifetime, grace time.Duration) *event
 }
 
 func (b *eventBuilder) started(pid int) *rexecv1.Event {
-	b.startedKind.Started = &rexecv1.Started{ExecutionId: b.id, Pid: int32(pid), Lifetime: b.lifetime, ReconnectGrace: b.grace}
+	b.startedKind.Started = &rexecv1.Started{ExecutionId: b.id, Pid: int32(pid), Lifetime: b.lifetime, ReconnectGrace: b.grace, AckWindow: b.ackWindow}
 	b.ev.Kind = &b.startedKind
 	return &b.ev
 }

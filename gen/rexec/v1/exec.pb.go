@@ -520,8 +520,12 @@ type Started struct {
 	// RESUMABLE only: how long the server keeps the command running without a
 	// client after its stream broke.
 	ReconnectGrace *durationpb.Duration `protobuf:"bytes,17,opt,name=reconnect_grace,json=reconnectGrace,proto3" json:"reconnect_grace,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// RESUMABLE only: how much output the server keeps unacknowledged before
+	// it holds the command back (its --journal-max). A client acknowledges
+	// well within it (rexec's: every quarter, at most every 4 MiB).
+	AckWindow     uint64 `protobuf:"varint,18,opt,name=ack_window,json=ackWindow,proto3" json:"ack_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Started) Reset() {
@@ -580,6 +584,13 @@ func (x *Started) GetReconnectGrace() *durationpb.Duration {
 		return x.ReconnectGrace
 	}
 	return nil
+}
+
+func (x *Started) GetAckWindow() uint64 {
+	if x != nil {
+		return x.AckWindow
+	}
+	return 0
 }
 
 // Output is one chunk of stdout or stderr, as read from the pipe.
@@ -1390,12 +1401,14 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x06stdout\x18\x02 \x01(\v2\x10.rexec.v1.OutputH\x00R\x06stdout\x12*\n" +
 	"\x06stderr\x18\x03 \x01(\v2\x10.rexec.v1.OutputH\x00R\x06stderr\x12*\n" +
 	"\x06exited\x18\x04 \x01(\v2\x10.rexec.v1.ExitedH\x00R\x06exitedB\x06\n" +
-	"\x04kind\"\xb2\x01\n" +
+	"\x04kind\"\xd1\x01\n" +
 	"\aStarted\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12.\n" +
 	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\x12B\n" +
-	"\x0freconnect_grace\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectGrace\".\n" +
+	"\x0freconnect_grace\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectGrace\x12\x1d\n" +
+	"\n" +
+	"ack_window\x18\x12 \x01(\x04R\tackWindow\".\n" +
 	"\x06Output\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\xca\x03\n" +

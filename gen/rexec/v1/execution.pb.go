@@ -962,8 +962,11 @@ type Attached struct {
 	Stdin *StdinState `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	// RESUMABLE: how long the server waits for a client after a stream breaks.
 	ReconnectGrace *durationpb.Duration `protobuf:"bytes,3,opt,name=reconnect_grace,json=reconnectGrace,proto3" json:"reconnect_grace,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// RESUMABLE: how much output the server keeps unacknowledged before it
+	// holds the command back (see Started.ack_window).
+	AckWindow     uint64 `protobuf:"varint,4,opt,name=ack_window,json=ackWindow,proto3" json:"ack_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Attached) Reset() {
@@ -1015,6 +1018,13 @@ func (x *Attached) GetReconnectGrace() *durationpb.Duration {
 		return x.ReconnectGrace
 	}
 	return nil
+}
+
+func (x *Attached) GetAckWindow() uint64 {
+	if x != nil {
+		return x.AckWindow
+	}
+	return 0
 }
 
 type KillRequest struct {
@@ -1185,11 +1195,13 @@ const file_rexec_v1_execution_proto_rawDesc = "" +
 	"\battached\x18\x01 \x01(\v2\x12.rexec.v1.AttachedR\battached\x12%\n" +
 	"\x05event\x18\x02 \x01(\v2\x0f.rexec.v1.EventR\x05event\x12*\n" +
 	"\x05stdin\x18\x03 \x01(\v2\x14.rexec.v1.StdinStateR\x05stdin\x12\x1f\n" +
-	"\x03gap\x18\x04 \x01(\v2\r.rexec.v1.GapR\x03gap\"\xad\x01\n" +
+	"\x03gap\x18\x04 \x01(\v2\r.rexec.v1.GapR\x03gap\"\xcc\x01\n" +
 	"\bAttached\x121\n" +
 	"\texecution\x18\x01 \x01(\v2\x13.rexec.v1.ExecutionR\texecution\x12*\n" +
 	"\x05stdin\x18\x02 \x01(\v2\x14.rexec.v1.StdinStateR\x05stdin\x12B\n" +
-	"\x0freconnect_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectGrace\"Z\n" +
+	"\x0freconnect_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectGrace\x12\x1d\n" +
+	"\n" +
+	"ack_window\x18\x04 \x01(\x04R\tackWindow\"Z\n" +
 	"\vKillRequest\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12(\n" +
 	"\x06signal\x18\x02 \x01(\x0e2\x10.rexec.v1.SignalR\x06signal\"A\n" +
