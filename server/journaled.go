@@ -80,6 +80,11 @@ func (e *execService) runJournaled(req *rexecv1.RunRequest, spec runner.Spec, st
 		return stream.Send(&resp)
 	})
 	a.Close(context.Cause(stream.Context())) // the call's end ends a CALL command that still runs
+	if lt == journal.Call {
+		// As without a journal, a CALL call ends after its command: the
+		// runner's kill grace and drain bound limit the wait.
+		<-x.Done()
+	}
 	return toStatus(err)
 }
 
