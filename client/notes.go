@@ -17,6 +17,8 @@ func ExitNotes(e *rexecv1.Exited) []string {
 		notes = append(notes, fmt.Sprintf("rexec: command timed out after %v and was killed", e.GetDuration().AsDuration().Round(time.Millisecond)))
 	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
 		notes = append(notes, "rexec: the server shut down and killed the command")
+	case e.GetReason() == rexecv1.EndReason_END_REASON_DISCONNECTED:
+		notes = append(notes, "rexec: the client's connection broke and none came back within the server's reconnect grace: the command was killed")
 	}
 	if e.GetDroppedBytes() > 0 {
 		notes = append(notes, fmt.Sprintf("rexec: output budget reached: %d bytes dropped", e.GetDroppedBytes()))

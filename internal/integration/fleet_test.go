@@ -44,7 +44,7 @@ func fleetDaemons(t *testing.T, keyFile string, roles ...string) map[string]stri
 			addrFile := filepath.Join(dir, "addr")
 			log := &testenv.SyncBuffer{}
 			cmd := exec.Command(filepath.Join(bin, "rexecd"), "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile,
-				"--kill-grace", "500ms", "--shutdown-grace", "1s")
+				"--kill-grace", "500ms", "--shutdown-grace", "1s", "--state-dir", filepath.Join(dir, "state"))
 			cmd.Env = append(os.Environ(), "FLEET_ROLE="+role)
 			cmd.Stderr = log
 			cmd.WaitDelay = 5 * time.Second
