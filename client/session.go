@@ -172,7 +172,7 @@ func (c *Client) openSession(ctx context.Context, start *rexecv1.SessionStart, s
 		s.cancel()
 		return nil, c.wrongPort(err)
 	}
-	s.st = sessionCall{stream}
+	s.st = sessionCall{stream, new(rexecv1.SessionResponse)}
 	if err := stream.Send(&rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Start{Start: start}}); err != nil && !errors.Is(err, io.EOF) {
 		s.cancel()
 		return nil, c.wrongPort(err)
@@ -675,6 +675,9 @@ func (s *Session) latestSize() *rexecv1.WindowSize {
 // sessionCall is an ExecService.Session stream.
 type sessionCall struct {
 	stream rexecv1.ExecService_SessionClient
+	// m is every message received: the codec then reuses its output
+	// buffer (receive is done with a message before the next).
+	m *rexecv1.SessionResponse
 }
 
 func (c sessionCall) send(m outMsg) error {
@@ -697,8 +700,8 @@ func (c sessionCall) send(m outMsg) error {
 }
 
 func (c sessionCall) recv() (*rexecv1.Event, *rexecv1.StdinState, *rexecv1.Gap, error) {
-	m, err := c.stream.Recv()
-	if err != nil {
+	m := c.m
+	if err := c.stream.RecvMsg(m); err != nil {
 		return nil, nil, nil, err
 	}
 	if m.GetEvent() == nil && m.GetStdin() == nil {
@@ -710,6 +713,7 @@ func (c sessionCall) recv() (*rexecv1.Event, *rexecv1.StdinState, *rexecv1.Gap, 
 // attachCall is an ExecutionService.Attach stream, after its Attached.
 type attachCall struct {
 	stream rexecv1.ExecutionService_AttachClient
+	m      *rexecv1.AttachResponse // as sessionCall.m
 }
 
 func (c attachCall) send(m outMsg) error {
@@ -732,8 +736,8 @@ func (c attachCall) send(m outMsg) error {
 }
 
 func (c attachCall) recv() (*rexecv1.Event, *rexecv1.StdinState, *rexecv1.Gap, error) {
-	m, err := c.stream.Recv()
-	if err != nil {
+	m := c.m
+	if err := c.stream.RecvMsg(m); err != nil {
 		return nil, nil, nil, err
 	}
 	return m.GetEvent(), m.GetStdin(), m.GetGap(), nil

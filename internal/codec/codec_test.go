@@ -114,6 +114,11 @@ func TestFastPath(t *testing.T) {
 		&rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Stdin{Stdin: big}},
 		&rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Stdin{Stdin: []byte{}}},
 		&rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_CloseStdin{CloseStdin: &rexecv1.CloseStdin{}}},
+		&rexecv1.AttachResponse{Event: out(1, 9, big)},
+		&rexecv1.AttachResponse{Event: out(2, 10, []byte("err\n")), Gap: &rexecv1.Gap{FirstSeq: 3, LastSeq: 8}}, // not the event alone
+		&rexecv1.AttachResponse{Attached: &rexecv1.Attached{AckWindow: 5}},
+		&rexecv1.LogsResponse{Event: out(1, 4, big[:100])},
+		&rexecv1.LogsResponse{Gap: &rexecv1.Gap{FirstSeq: 1, LastSeq: 2}},
 	}
 	c := New(NewPool())
 	for i, want := range msgs {
@@ -145,6 +150,18 @@ func TestFastPath(t *testing.T) {
 	}
 	if &m.GetEvent().GetStdout().Data[0] != first {
 		t.Error("the second decode into the same message did not reuse its data slice")
+	}
+	wire, _ = proto.Marshal(msgs[8])
+	var att rexecv1.AttachResponse
+	if err := c.Unmarshal(frames(wire, 16<<10), &att); err != nil {
+		t.Fatal(err)
+	}
+	firstAtt := &att.GetEvent().GetStdout().Data[0]
+	if err := c.Unmarshal(frames(wire, 16<<10), &att); err != nil {
+		t.Fatal(err)
+	}
+	if &att.GetEvent().GetStdout().Data[0] != firstAtt {
+		t.Error("the second decode of an AttachResponse into the same message did not reuse its data slice")
 	}
 	wire, _ = proto.Marshal(msgs[5])
 	var req rexecv1.SessionRequest

@@ -7,9 +7,9 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 )
 
-// The bulk of what rexec moves is output events (RunResponse and
-// SessionResponse carrying Event.stdout or Event.stderr) and stdin
-// (SessionRequest.stdin). A message of 128 KiB arrives in nine HTTP/2
+// The bulk of what rexec moves is output events (RunResponse,
+// SessionResponse, and AttachResponse and LogsResponse with a journal,
+// carrying Event.stdout or Event.stderr) and stdin (SessionRequest.stdin). A message of 128 KiB arrives in nine HTTP/2
 // frames: the general path gathers them into one buffer and proto.Unmarshal
 // then copies the bytes field out of it into a new slice. For these
 // messages, in the encoding every protobuf encoder writes for them, the
@@ -43,18 +43,22 @@ func fastUnmarshal(data mem.BufferSlice, v any) bool {
 		m.Msg = &rexecv1.SessionRequest_Stdin{Stdin: copyRange(data, off, n, buf)}
 		return true
 	case *rexecv1.RunResponse:
-		return fastEvent(data, h, total, m.GetEvent(), func(ev *rexecv1.Event) { m.Reset(); m.Event = ev })
+		return fastEvent(data, h, total, 1, m.GetEvent(), func(ev *rexecv1.Event) { m.Reset(); m.Event = ev })
 	case *rexecv1.SessionResponse:
-		return fastEvent(data, h, total, m.GetEvent(), func(ev *rexecv1.Event) { m.Reset(); m.Event = ev })
+		return fastEvent(data, h, total, 1, m.GetEvent(), func(ev *rexecv1.Event) { m.Reset(); m.Event = ev })
+	case *rexecv1.AttachResponse:
+		return fastEvent(data, h, total, 2, m.GetEvent(), func(ev *rexecv1.Event) { m.Reset(); m.Event = ev })
+	case *rexecv1.LogsResponse:
+		return fastEvent(data, h, total, 2, m.GetEvent(), func(ev *rexecv1.Event) { m.Reset(); m.Event = ev })
 	}
 	return false
 }
 
-// fastEvent decodes `event = 1 { stdout = 2 | stderr = 3 { seq = 1, data = 2 } }`
+// fastEvent decodes `event = evField { stdout = 2 | stderr = 3 { seq = 1, data = 2 } }`
 // and hands the Event to set; old is the message's Event before, whose
 // Output's data slice is reused.
-func fastEvent(data mem.BufferSlice, h []byte, total int, old *rexecv1.Event, set func(*rexecv1.Event)) bool {
-	evLen, evOff, ok := field(h, 1, total)
+func fastEvent(data mem.BufferSlice, h []byte, total int, evField protowire.Number, old *rexecv1.Event, set func(*rexecv1.Event)) bool {
+	evLen, evOff, ok := field(h, evField, total)
 	if !ok || evOff >= len(h) {
 		return false
 	}
