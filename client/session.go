@@ -106,6 +106,7 @@ type outMsg struct {
 // the first one not sent on the current stream.
 type stdinReplay struct {
 	buf       []byte
+	arr       []byte // the array buf lies in, whole
 	taken     uint64
 	next      uint64
 	window    uint64
@@ -115,6 +116,20 @@ type stdinReplay struct {
 }
 
 func (r *stdinReplay) end() uint64 { return r.taken + uint64(len(r.buf)) }
+
+// add appends b to buf. takenTo drops buf's front by slicing, so a plain
+// append would grow a new array (copying all that is held) every time it
+// ran out at the end; add moves what is held to the front of its array
+// instead while that has room, which the window bounds.
+func (r *stdinReplay) add(b []byte) {
+	if len(r.buf)+len(b) > cap(r.buf) && len(r.buf)+len(b) <= cap(r.arr) {
+		r.buf = r.arr[:copy(r.arr, r.buf)]
+	}
+	r.buf = append(r.buf, b...)
+	if cap(r.buf) > cap(r.arr) {
+		r.arr = r.buf[:cap(r.buf)] // append grew a new array
+	}
+}
 
 // takenTo records that the server has taken stdin up to off.
 func (r *stdinReplay) takenTo(off uint64) {
@@ -126,7 +141,7 @@ func (r *stdinReplay) takenTo(off uint64) {
 	r.taken = off
 	r.next = max(r.next, off)
 	if len(r.buf) == 0 {
-		r.buf = nil // let the array go
+		r.buf = r.arr[:0] // start again at the front
 	}
 }
 
@@ -626,7 +641,7 @@ func (s *Session) nextMsg(chunks *chan []byte) (outMsg, bool) {
 				return outMsg{stdin: b}, true
 			}
 			s.mu.Lock()
-			s.in.buf = append(s.in.buf, b...)
+			s.in.add(b)
 			s.mu.Unlock()
 			s.free <- b[:cap(b)]
 		case <-s.wake:
