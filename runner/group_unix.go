@@ -26,9 +26,14 @@ var errEnded = errors.New("the command has ended")
 // killed what is left of the group. After reap, the group is never
 // signalled again. Every signal to a command goes through here: the
 // lifetime's TERM and KILL, the client's signals, the final kill.
+//
+// A command on a terminal leads a session of its own, in which a job-control
+// shell puts each job in a group of its own: for it, the final kill reaches
+// every group of the session (killSession).
 type group struct {
-	cmd   *exec.Cmd
-	guard *Guard
+	cmd     *exec.Cmd
+	guard   *Guard
+	session bool // the leader leads its own session (a terminal's)
 
 	mu     sync.Mutex
 	pgid   int
@@ -88,12 +93,15 @@ func (g *group) kill(pgid int, sig syscall.Signal) error {
 	return nil
 }
 
-// reap kills what is left of the group, forgets it, and only then reaps the
-// leader (which must have exited), freeing its pid. It returns the leader's
-// status.
+// reap kills what is left of the group (and of its session, when it leads
+// one), forgets it, and only then reaps the leader (which must have exited),
+// freeing its pid. It returns the leader's status.
 func (g *group) reap() *os.ProcessState {
 	g.mu.Lock()
 	_ = syscall.Kill(-g.pgid, syscall.SIGKILL)
+	if g.session {
+		killSession(g.pgid)
+	}
 	g.guard.remove(g.pgid)
 	g.reaped = true
 	g.mu.Unlock()

@@ -143,7 +143,7 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	p.start = time.Now()
 	pid := cmd.Process.Pid
 	p.res.Pid = pid
-	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty}
+	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty, session: p.tty != nil}
 	r.opts.Guard.add(pid)
 	go p.group.watch(p.exited)
 	for i, f := range p.outputs {
