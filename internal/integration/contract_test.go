@@ -66,7 +66,13 @@ type stalledRun struct {
 
 func startStalledGRPC(t *testing.T, srv *testenv.Server, timeout time.Duration) stalledRun {
 	t.Helper()
-	c := srv.Client(t, nil)
+	// The smallest window gRPC allows (64 KiB; the client's default is 8
+	// MiB): the server's send blocks once about 0.4 MB is in flight, well
+	// within the timeout however slowly a busy machine moves the output.
+	// With 8 MiB, a run that moved less than that before its timeout (4-7.6
+	// MB under load, with -race) never blocked: the client's transport
+	// took all of it, and nothing was left to be output_incomplete.
+	c := srv.Client(t, nil, client.WithWindow(64<<10))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "exec yes", Timeout: durationpb.New(timeout)})
