@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -67,8 +68,7 @@ type stalledRun struct {
 func startStalledGRPC(t *testing.T, srv *testenv.Server, timeout time.Duration) stalledRun {
 	t.Helper()
 	// The smallest window gRPC allows (64 KiB; the client's default is 8
-	// MiB): the server's send blocks once about 0.4 MB is in flight, well
-	// within the timeout however slowly a busy machine moves the output.
+	// MiB): the server's send blocks once about 0.4 MB is in flight.
 	// With 8 MiB, a run that moved less than that before its timeout (4-7.6
 	// MB under load, with -race) never blocked: the client's transport
 	// took all of it, and nothing was left to be output_incomplete.
@@ -99,6 +99,15 @@ func startStalledGRPC(t *testing.T, srv *testenv.Server, timeout time.Duration) 
 func startStalledRawBadFrame(t *testing.T, srv *testenv.Server, _ time.Duration) stalledRun {
 	t.Helper()
 	run, nc := startStalledRawConn(t, srv, time.Hour)
+	// Stalled first: by the time `yes` blocks on its full pipe, the
+	// server's writes to this client, which reads nothing, have mostly
+	// filled the socket buffers and block, holding the connection's write
+	// lock (the case in which the bad frame's answer hung and `yes` lived
+	// on: 2 of 3 runs before the fix; at once, 1 in about 100).
+	waitFor(t, "`yes` to block on its full pipe", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", run.pid))
+		return strings.HasSuffix(string(b), "pipe_write")
+	})
 	if err := rawsock.WriteFrame(nc, rawsock.TypeExit, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +167,13 @@ func startStalledRawConn(t *testing.T, srv *testenv.Server, timeout time.Duratio
 func TestStalledClientCannotHoldCommand(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: runner.Options{MaxConcurrent: 1}})
-	const timeout = time.Second
+	// The timeout runs from the request, before the fork: on a loaded
+	// machine (-race) the fork and exec alone took 0.95 s of a 1 s timeout,
+	// which then passed before `yes` had written anything, and with nothing
+	// read nothing was left to be output_incomplete. 5 s leaves `yes` the
+	// time to stall the client first (about 0.4 MB over gRPC, 4.4 MB over
+	// raw, where the kernel's socket buffers take the rest).
+	const timeout = 5 * time.Second
 	for _, tc := range []struct {
 		name  string
 		start func(*testing.T, *testenv.Server, time.Duration) stalledRun

@@ -46,6 +46,10 @@ func (e errIdle) Error() string {
 // was not reading it (a command's stdin was full).
 var errClientGone = errors.New("the client closed the connection")
 
+// errConnEnding is a pump's frame refused because the connection is being
+// failed (conn.fail): its error frame is the last one.
+var errConnEnding = errors.New("the connection is being closed after an error")
+
 // errorFrame is the one place where runner and transport errors become error
 // frames: the raw twin of the gRPC server's toStatus.
 func errorFrame(err error) *rawsock.Error {
