@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -39,18 +39,21 @@ const DefaultAddr = "127.0.0.1:50051"
 
 // Client is a connection to one rexec server. It is safe for concurrent use.
 type Client struct {
-	addr string
-	conn *grpc.ClientConn
-	exec rexecv1.ExecServiceClient
-	echo rexecv1.EchoServiceClient
+	addr  string
+	conn  *grpc.ClientConn
+	exec  rexecv1.ExecServiceClient
+	execs rexecv1.ExecutionServiceClient
+	echo  rexecv1.EchoServiceClient
 }
 
 type options struct {
-	key       *interceptors.Key
-	tls       *tls.Config
-	keepalive time.Duration
-	window    int32
-	dialOpts  []grpc.DialOption
+	authority        string
+	key              *interceptors.Key
+	tls              *tls.Config
+	keepalive        time.Duration
+	keepaliveTimeout time.Duration
+	window           int32
+	dialOpts         []grpc.DialOption
 }
 
 // Option configures New.
@@ -60,7 +63,10 @@ type Option func(*options)
 // only health and reflection (when open) answer.
 func WithKey(key *interceptors.Key) Option { return func(o *options) { o.key = key } }
 
-// WithTLS dials with TLS. By default the connection is plaintext.
+// WithTLS dials with TLS. By default the connection is plaintext. The
+// server's certificate is checked against cfg.ServerName when it is set,
+// else against the host of the address dialed; either way the calls'
+// :authority (which their tokens sign) is the address dialed.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 // WithKeepalive sets how long a connection may be quiet before the client
@@ -68,12 +74,26 @@ func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 // every 5s.
 func WithKeepalive(d time.Duration) Option { return func(o *options) { o.keepalive = d } }
 
+// WithKeepaliveTimeout sets how long the client waits for the answer to a
+// keepalive ping before it takes the connection for dead. By default 10s.
+// With WithKeepalive it bounds how long a black-holed connection goes
+// unnoticed, and so when a resumable call starts to resume.
+func WithKeepaliveTimeout(d time.Duration) Option {
+	return func(o *options) { o.keepaliveTimeout = d }
+}
+
 // WithWindow sets the HTTP/2 flow-control window for the data a server
 // sends (per stream and per connection). By default 8 MiB: a fixed window
 // this size moved 1 GiB of output faster than gRPC's adaptive default (the
 // benchmarks in BENCHMARKS.md); it bounds what one call buffers in the client
 // when the program does not read. Zero keeps gRPC's adaptive window.
 func WithWindow(bytes int32) Option { return func(o *options) { o.window = bytes } }
+
+// WithAuthority sets the calls' :authority, which their tokens sign, to
+// authority instead of the address dialed: for a server reached through a
+// proxy or a port forward, whose own address (or --name) the server
+// accepts. By default the address dialed.
+func WithAuthority(authority string) Option { return func(o *options) { o.authority = authority } }
 
 // WithDialOptions adds raw gRPC dial options (a custom dialer, say).
 func WithDialOptions(opts ...grpc.DialOption) Option {
@@ -83,30 +103,42 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // New returns a client of the server at addr. The connection is made on the
 // first call.
 func New(addr string, opts ...Option) (*Client, error) {
-	o := options{keepalive: 30 * time.Second, window: 8 << 20}
+	o := options{keepalive: 30 * time.Second, keepaliveTimeout: 10 * time.Second, window: 8 << 20, authority: addr}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
-		creds = credentials.NewTLS(o.tls)
+		creds = tlsCreds(o.tls)
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: o.keepaliveTimeout}),
+		// Reconnect soon after a break (gRPC's default waits 1s, then
+		// longer), and give up on a connection attempt that hangs (a
+		// black-holed path) after 5s rather than 20s: a resume redials
+		// with its own backoff, and each attempt resets this one.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+		traceDialOption(),
 	}
 	if o.window > 0 {
 		dial = append(dial, grpc.WithInitialWindowSize(o.window), grpc.WithInitialConnWindowSize(o.window))
 	}
 	if o.key != nil {
-		dial = append(dial, interceptors.ClientOptions(o.key)...)
+		dial = append(dial, interceptors.ClientOptions(o.key, o.authority)...)
+	} else if o.authority != addr {
+		dial = append(dial, grpc.WithAuthority(o.authority))
 	}
 	dial = append(dial, o.dialOpts...)
 	conn, err := grpc.NewClient("passthrough:///"+addr, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("rexec: dial %s: %w", addr, err)
 	}
-	return &Client{addr: addr, conn: conn, exec: rexecv1.NewExecServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
+	return &Client{addr: addr, conn: conn, exec: rexecv1.NewExecServiceClient(conn),
+		execs: rexecv1.NewExecutionServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
 }
 
 // Close closes the connection.
@@ -139,6 +171,13 @@ func (c *Client) EchoStream(ctx context.Context) (rexecv1.EchoService_EchoStream
 // before anything is sent, for a word of req that is not UTF-8; a
 // *WrongPortError when the address is rexecd's raw port).
 func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	return c.RunNotify(ctx, req, stdout, stderr, nil)
+}
+
+// RunNotify is Run that calls started, when it is not nil, as the server
+// reports that the command started (its pid, its execution id): the fleet
+// engine ends a target's connect timeout there.
+func (c *Client) RunNotify(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer, started func(*rexecv1.Started)) (*rexecv1.Exited, error) {
 	if err := argtext.Check(req); err != nil {
 		return nil, err
 	}
@@ -148,7 +187,17 @@ func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stder
 	if err != nil {
 		return nil, c.wrongPort(err)
 	}
-	exited, err := Receive(stream.Recv, stdout, stderr)
+	recv := stream.Recv
+	if started != nil {
+		recv = func() (*rexecv1.RunResponse, error) {
+			m, err := stream.Recv()
+			if s := m.GetEvent().GetStarted(); s != nil {
+				started(s)
+			}
+			return m, err
+		}
+	}
+	exited, err := Receive(recv, stdout, stderr)
 	return exited, c.wrongPort(err)
 }
 

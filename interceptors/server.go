@@ -36,6 +36,9 @@ type ServerConfig struct {
 	AuthAdmin bool
 	// NoAuth leaves authentication out of the chain: for benchmarks only.
 	NoAuth bool
+	// OnAuthFailure, when set, is told of every call that auth refused,
+	// and why (for metrics). It must not block. By default nothing is.
+	OnAuthFailure func(ctx context.Context, fullMethod string, err *AuthError)
 }
 
 // ServerOptions returns the interceptor chains for a server: call logging,
@@ -78,6 +81,19 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 	)
 }
 
+// CallFromContext is what a gRPC server call's context says of it, for
+// Verify: its :authority, its connection's local address and TLS state.
+func CallFromContext(ctx context.Context, method string) Call {
+	c := Call{Method: method, TLS: ConnFromContext(ctx)}
+	if a := metadata.ValueFromIncomingContext(ctx, ":authority"); len(a) == 1 {
+		c.Authority = a[0]
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		c.Local = p.LocalAddr
+	}
+	return c
+}
+
 func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, error) {
 	method, _ := grpc.Method(ctx)
 	vals := metadata.ValueFromIncomingContext(ctx, MetadataKey)
@@ -87,17 +103,20 @@ func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, erro
 	)
 	switch len(vals) {
 	case 0:
-		err = authFail("", "%v", errNoToken)
+		err = authFail("", AuthNoToken, "%v", errNoToken)
 	case 1:
-		k, err = cfg.Verifier.VerifyConn(vals[0], method, ConnFromContext(ctx))
+		k, err = cfg.Verifier.Verify(vals[0], CallFromContext(ctx, method))
 	default:
-		err = authFail("", "%d authorization values, want one", len(vals))
+		err = authFail("", AuthTokenCount, "%d authorization values, want one", len(vals))
 	}
 	if err == nil {
 		return ContextWithKey(ctx, k), nil
 	}
 	ae := err.(*AuthError)
-	attrs := []any{"method", method, "key_id", ae.KeyID, "reason", ae.Reason}
+	if cfg.OnAuthFailure != nil {
+		cfg.OnAuthFailure(ctx, method, ae)
+	}
+	attrs := []any{"method", method, "key_id", ae.KeyID, "kind", ae.Kind, "reason", ae.Reason}
 	if p, ok := peer.FromContext(ctx); ok {
 		attrs = append(attrs, "peer", p.Addr.String())
 	}

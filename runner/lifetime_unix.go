@@ -232,6 +232,7 @@ func (p *Process) release() {
 	res.SignalName = SignalName(res.Signal)
 	res.SentSignalName = SignalName(res.SentSignal)
 	p.auditEnd(res, p.sinkError())
+	p.observeEnded(res)
 	<-p.r.slots
 }
 
@@ -243,6 +244,7 @@ func (p *Process) waitFailed(sink Sink) (*Result, error) {
 	msg := []byte("rexec: " + p.startErr.Error() + "\n")
 	res.StderrBytes = int64(len(msg))
 	p.auditEnd(res, nil)
+	p.observeEnded(res)
 	<-p.r.slots
 	err := sink.Output(Stderr, 1, msg)
 	if err == nil {

@@ -64,20 +64,20 @@ type chunk struct {
 // here on the command's timeout and ctx act, whenever Wait is called.
 func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := r.opts.check(&spec); err != nil {
-		return nil, err
+		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	if ctx.Err() != nil {
-		return nil, context.Cause(ctx)
+		return nil, r.observeRefused(ctx, &spec, context.Cause(ctx))
 	}
 	select {
 	case r.slots <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("%w: %d of %d", ErrTooManyCommands, len(r.slots), cap(r.slots))
+		return nil, r.observeRefused(ctx, &spec, fmt.Errorf("%w: %d of %d", ErrTooManyCommands, len(r.slots), cap(r.slots)))
 	}
 	p, err := r.start(ctx, spec)
 	if err != nil {
 		<-r.slots
-		return nil, err
+		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	return p, nil
 }
@@ -131,6 +131,7 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 			// reports it as stderr text and an exit status, not an error.
 			p.startErr = err
 			p.start = time.Now()
+			p.observeStarted(0)
 			return p, nil
 		}
 		if errors.Is(err, syscall.E2BIG) {
@@ -155,6 +156,7 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 		go p.feed(spec.Stdin)
 	}
 	p.auditStart()
+	p.observeStarted(pid)
 	go p.lifetime()
 	return p, nil
 }

@@ -21,6 +21,9 @@ var (
 	ErrShutdown = errors.New("server is shutting down")
 	// ErrTimeout is the cancel cause of a command whose timeout passed.
 	ErrTimeout = errors.New("command timed out")
+	// ErrDisconnected is the cancel cause of a command whose client's stream
+	// broke and that no client took up again within the reconnect grace.
+	ErrDisconnected = errors.New("no client reconnected within the reconnect grace")
 )
 
 // Options configure a Runner. Zero fields take the defaults below.
@@ -61,6 +64,9 @@ type Options struct {
 	// the groups are killed even if this process dies by SIGKILL. By
 	// default there is none: a SIGKILLed server orphans its commands.
 	Guard *Guard
+	// Observer, when set, is told of every command's start and end and of
+	// every refused start (observer.go). By default there is none.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {
@@ -172,6 +178,10 @@ const (
 	ReasonTimeout
 	ReasonCancelled
 	ReasonShutdown
+	// ReasonDisconnected: the command's stream broke and no client came back
+	// within the reconnect grace. Numbered as the API's END_REASON_DISCONNECTED,
+	// like the others.
+	ReasonDisconnected Reason = 16
 )
 
 func (r Reason) String() string {
@@ -184,6 +194,8 @@ func (r Reason) String() string {
 		return "cancelled"
 	case ReasonShutdown:
 		return "shutdown"
+	case ReasonDisconnected:
+		return "disconnected"
 	}
 	return "unknown"
 }
@@ -194,6 +206,8 @@ func reasonOf(cause error) Reason {
 		return ReasonTimeout
 	case errors.Is(cause, ErrShutdown):
 		return ReasonShutdown
+	case errors.Is(cause, ErrDisconnected):
+		return ReasonDisconnected
 	}
 	return ReasonCancelled
 }

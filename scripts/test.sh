@@ -72,5 +72,13 @@ if ! git diff --quiet -- "${stubs[@]}" || [ -n "$(git ls-files --others --exclud
   exit 1
 fi
 
+step "deploy/: the systemd unit (systemd-analyze verify, security), the Kubernetes manifests strictly decoded (a module of its own)"
+if ! command -v systemd-analyze >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends systemd
+fi
+(cd deploy && go vet ./... && go test -count=1 ./...)
+
 step "buf breaking against the previous commit (README: how to decide a break)"
 bash scripts/buf-breaking.sh

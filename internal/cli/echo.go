@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 // echoOpts are the flags of rexec echo.
 type echoOpts struct {
 	upper, stream, raw bool
+	fleet              fleetOutput
 }
 
 func (c *command) echoCmd() *cobra.Command {
@@ -26,7 +28,8 @@ func (c *command) echoCmd() *cobra.Command {
 over the raw socket transport instead. Needs the key scope echo.`,
 		Example: `  rexec echo --upper hello                # HELLO
   rexec echo --stream --upper one two     # ONE and TWO, one message each
-  rexec echo --raw hello                  # over the raw socket (--raw-addr)`,
+  rexec echo --raw hello                  # over the raw socket (--raw-addr)
+  rexec -H node[1-4] echo hi              # every target's echo, prefixed with its name`,
 		RunE: func(cmd *cobra.Command, args []string) error { return exitWith(c.echo(o, args)) },
 	}
 	f := cmd.Flags()
@@ -34,10 +37,21 @@ over the raw socket transport instead. Needs the key scope echo.`,
 	f.BoolVar(&o.upper, "upper", false, "ask the server to upper-case the echo")
 	f.BoolVar(&o.stream, "stream", false, "send each MSG as one message of an EchoStream")
 	f.BoolVar(&o.raw, "raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
+	o.fleet.register(f)
+	c.g.fleet.registerFanout(f)
 	return cmd
 }
 
 func (c *command) echo(o echoOpts, msgs []string) int {
+	if c.g.fleet.used() {
+		ts, err := c.targets(context.Background())
+		if err != nil {
+			return c.fail(err)
+		}
+		if len(ts) > 1 {
+			return c.echoOnFleet(ts, strings.Join(msgs, " "), o.upper, o.stream, o.raw, o.fleet)
+		}
+	}
 	if o.raw {
 		ctx, _, stop := signalContext()
 		defer stop()

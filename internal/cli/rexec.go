@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/client/fleet"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/rawsock"
@@ -43,6 +44,7 @@ type globals struct {
 	addr, keyFile, keyID string
 	rawAddr              string
 	tls                  clientTLS
+	fleet                fleetFlags
 }
 
 // defaults fills g from the environment, before any flag is parsed.
@@ -66,6 +68,7 @@ func (g *globals) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.keyID, "key-id", g.keyID, "which key of the file (default: the first)")
 	fs.StringVar(&g.rawAddr, "raw-addr", g.rawAddr, "raw socket address for --raw, HOST[:PORT] (port 50052 when left out); $REXEC_RAW_ADDR")
 	g.tls.register(fs)
+	g.fleet.register(fs)
 }
 
 // fillPorts gives an address without a port the default one, so that
@@ -101,6 +104,10 @@ type command struct {
 	// version from its response headers (version.go).
 	cl       *client.Client
 	versions interceptors.ServerVersion
+	// flagSet reports whether a flag was given on the command line (set
+	// once the flags are parsed); fleetDialer dials -H's targets.
+	flagSet     func(name string) bool
+	fleetDialer *fleet.Dialer
 }
 
 // fail prints one line about rexec's own failure and returns 255.
@@ -109,55 +116,44 @@ func (c *command) fail(err error) int {
 	return ExitFailure
 }
 
-// explain turns an error into one line that says what failed and what to do.
+// explain turns an error into one line that says what failed and what to
+// do: fleet.Explain's line, which a fleet prints for each target too, but
+// for a call the server does not know, which also names both versions.
 func (c *command) explain(err error) string {
 	var wrongPort *client.WrongPortError
-	if errors.As(err, &wrongPort) {
-		return fmt.Sprintf("rexec: %s: that port speaks rexec's raw protocol, not gRPC (use --raw with --raw-addr %[1]s, or the gRPC port)", wrongPort.Addr)
-	}
-	if errors.Is(err, client.ErrLostMidCommand) {
-		why := err.Error()
-		var se interface{ GRPCStatus() *status.Status }
-		if errors.As(err, &se) {
-			why = se.GRPCStatus().Message()
+	if st, ok := status.FromError(err); ok && !errors.As(err, &wrongPort) && !errors.Is(err, client.ErrLostMidCommand) {
+		msg := strings.TrimPrefix(st.Message(), "rexec: ")
+		switch {
+		case st.Code() == codes.Unimplemented:
+			return fmt.Sprintf("rexec: rexecd at %s does not know this call (server said Unimplemented: %s): %s",
+				c.g.addr, st.Message(), c.versionMismatch())
+		case st.Code() == codes.InvalidArgument && strings.Contains(msg, "unknown field"):
+			return fmt.Sprintf("rexec: %s (server said %s): %s", msg, st.Code(), c.versionMismatch())
 		}
-		return fmt.Sprintf("rexec: lost the connection to rexecd at %s while the command ran (%s): the command is killed on the server side; check that rexecd is still up",
-			c.g.addr, why)
 	}
-	st, ok := status.FromError(err)
-	if !ok {
-		msg := err.Error()
-		if strings.HasPrefix(msg, "rexec:") {
-			return msg
-		}
-		return "rexec: " + msg
-	}
-	keyID := "?"
+	keyID := ""
 	if c.key != nil {
 		keyID = c.key.ID
 	}
-	switch st.Code() {
-	case codes.Unavailable:
-		if hint := c.g.tls.tlsHint(st.Message()); hint != "" {
-			return fmt.Sprintf("rexec: cannot connect to rexecd at %s: %s (%s)", c.g.addr, hint, st.Message())
-		}
-		return fmt.Sprintf("rexec: cannot reach rexecd at %s (%s): is it running? (--addr, $REXEC_ADDR)", c.g.addr, st.Message())
-	case codes.Unauthenticated:
-		return fmt.Sprintf("rexec: auth failed for key %q (server said Unauthenticated): check that the key file matches the server's, and the clocks", keyID)
-	case codes.PermissionDenied:
-		return fmt.Sprintf("rexec: key %q may not do this (server said PermissionDenied): give the key the scope in the server's key file", keyID)
-	case codes.Canceled:
-		return "rexec: cancelled"
-	case codes.Unimplemented:
-		return fmt.Sprintf("rexec: rexecd at %s does not know this call (server said Unimplemented: %s): %s",
-			c.g.addr, st.Message(), c.versionMismatch())
-	}
-	msg := strings.TrimPrefix(st.Message(), "rexec: ")
-	if st.Code() == codes.InvalidArgument && strings.Contains(msg, "unknown field") {
-		return fmt.Sprintf("rexec: %s (server said %s): %s", msg, st.Code(), c.versionMismatch())
-	}
-	return fmt.Sprintf("rexec: %s (server said %s)", msg, st.Code())
+	return fleet.Explain(err, c.g.addr, keyID, c.g.tls.caFile != "" || c.g.tls.certFile != "")
 }
+
+// statusMessage is err's gRPC message, or its text.
+func statusMessage(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// Keepalive of rexec's connections: a quiet connection is pinged after 10 s
+// and given up 5 s later, so that a black-holed path is found (and a
+// resumable command resumed) within about 15 s. rexecd accepts pings every
+// 5 s.
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+)
 
 func (c *command) dial() (*client.Client, error) {
 	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
@@ -169,7 +165,9 @@ func (c *command) dial() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...))
+	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...),
+		client.WithKeepalive(keepaliveTime), client.WithKeepaliveTimeout(keepaliveTimeout),
+		client.WithTraceParent(c.env.Getenv("TRACEPARENT"), c.env.Getenv("TRACESTATE")))
 	cl, err := client.New(c.g.addr, opts...)
 	c.cl = cl
 	return cl, err
@@ -196,17 +194,8 @@ func signalContext() (context.Context, func() syscall.Signal, func()) {
 
 // report prints what the exit status alone does not say, and returns it.
 func (c *command) report(e *rexecv1.Exited) int {
-	switch {
-	case e.GetTimedOut():
-		fmt.Fprintf(c.env.Stderr, "rexec: command timed out after %v and was killed\n", e.GetDuration().AsDuration().Round(time.Millisecond))
-	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
-		fmt.Fprintln(c.env.Stderr, "rexec: the server shut down and killed the command")
-	}
-	if e.GetDroppedBytes() > 0 {
-		fmt.Fprintf(c.env.Stderr, "rexec: output budget reached: %d bytes dropped\n", e.GetDroppedBytes())
-	}
-	if e.GetOutputIncomplete() {
-		fmt.Fprintln(c.env.Stderr, "rexec: the command exited but a background process held its output open; the rest was not read")
+	for _, n := range client.ExitNotes(e) {
+		fmt.Fprintln(c.env.Stderr, n)
 	}
 	return client.ExitStatus(e)
 }

@@ -61,7 +61,7 @@ func Command(env Env) *cobra.Command {
 
 func (c *command) rootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "rexec [--addr HOST[:PORT]] [--key-file FILE] COMMAND",
+		Use:   "rexec [--addr HOST[:PORT] | -H TARGETS] [--key-file FILE] COMMAND",
 		Short: "Run commands on a rexecd server as ssh runs them: your exit status, stdout and stderr apart",
 		Long: `rexec runs commands on a rexecd server over gRPC, every call signed with a key from the key
 file that rexecd made (~/.config/rexec/keys). Output arrives as it is written, stdout and stderr
@@ -70,18 +70,27 @@ apart, and the exit status is the remote command's.
 Exit status: the remote command's; 128+N when signal N killed it; 255 when rexec itself failed
 (connection, auth, a usage error), with one line on stderr that says what to do.
 
+-H (or --hosts-file) names several targets: run and echo then go to each, -f at a time, every
+line prefixed with its target; the exit status is 0 when all exited 0, 255 when any could not
+run the command, else the highest. -H takes HOST[:PORT], ranges (node[01-20]:50051), hosts and
+@groups of the config file (~/.config/rexec/config, $REXEC_CONFIG) and dns:///NAME:PORT (every
+address of NAME).
+
 Environment: REXEC_ADDR (default 127.0.0.1:50051), REXEC_RAW_ADDR (default 127.0.0.1:50052),
-REXEC_KEY_FILE.`,
+REXEC_KEY_FILE, REXEC_CONFIG.`,
 		Example: `  rexec run -- uname -a                    # one word runs through /bin/sh -c, several are an exact argv
   echo hi | rexec run -- tr a-z A-Z         # stdin streams to the command
   rexec --addr db1 run -it -- bash          # db1:50051, a terminal
-  rexec version                             # this rexec's version, and the server's`,
+  rexec run -d -- ./long-job.sh; rexec ps   # detached; list what runs
+  rexec version                             # this rexec's version, and the server's
+  rexec -H node[01-20],@web run -- uptime   # many targets, each line prefixed`,
 		Version:       version.String(),
 		Args:          unknownCommand,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(*cobra.Command, []string) {
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			c.g.fillPorts()
+			c.flagSet = cmd.Flags().Changed
 		},
 		// rexec alone: the command list, on stderr, as a usage error.
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,7 +105,9 @@ REXEC_KEY_FILE.`,
 	root.CompletionOptions.DisableDefaultCmd = true // completion.go has ours, with examples
 	c.g.register(root.PersistentFlags())
 	root.AddCommand(
-		c.runCmd(), c.shellCmd(), c.echoCmd(), c.framesCmd(),
+		c.runCmd(), c.psCmd(), c.attachCmd(), c.logsCmd(), c.killCmd(), c.waitCmd(),
+		c.shellCmd(), c.echoCmd(), c.framesCmd(),
+		c.cpCmd(), c.lsCmd(), c.statCmd(), c.mkdirCmd(), c.rmCmd(), c.mvCmd(), c.dfCmd(),
 		c.tokenCmd(), c.keygenCmd(), c.certsCmd(),
 		c.versionCmd(), c.completionCmd(root),
 	)

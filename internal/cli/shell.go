@@ -48,6 +48,9 @@ the last status, as sh does; Ctrl-C ends the running command, not the shell.`,
 // N or the last command's status, as sh does. Ctrl-C ends the running
 // command (the server kills its process group), not the shell.
 func (c *command) shell(timeout time.Duration) int {
+	if code, ok := c.oneTarget("shell"); !ok {
+		return code
+	}
 	cl, err := c.dial()
 	if err != nil {
 		return c.fail(err)

@@ -18,8 +18,9 @@ func (c *command) tokenCmd() *cobra.Command {
 		Use:   "token [--method /rexec.v1.ExecService/Run]",
 		Short: "Print an authorization value for one grpcurl call",
 		Long: `Print a token for the metadata key "authorization", minted with the key file's first key
-(or --key-id) for one method. It is good for one call within the server's --skew (60 s) of its
-minting: the server remembers its nonce.`,
+(or --key-id) for one method and for the server at --addr (or the one target of -H): the token
+signs that address, so give grpcurl the same one. It is good for one call within the server's
+--skew (60 s) of its minting: the server remembers its nonce.`,
 		Example: `  grpcurl -plaintext -H "authorization: $(rexec token)" \
     -d '{"shell":"echo hi"}' 127.0.0.1:50051 rexec.v1.ExecService/Run
   rexec token --method /rexec.v1.EchoService/Echo`,
@@ -28,11 +29,15 @@ minting: the server remembers its nonce.`,
 			if !strings.HasPrefix(method, "/") || strings.Count(method, "/") != 2 {
 				return exitWith(c.fail(fmt.Errorf("token: --method %q is not a full method name like /rexec.v1.ExecService/Run", method)))
 			}
+			if code, ok := c.oneTarget("token"); !ok {
+				return exitWith(code)
+			}
 			key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
 			if err != nil {
 				return exitWith(c.fail(err))
 			}
-			fmt.Fprintln(c.env.Stdout, interceptors.Mint(key, method, time.Now()))
+			// The token signs the server's address: give grpcurl the same.
+			fmt.Fprintln(c.env.Stdout, interceptors.Mint(key, method, c.g.addr, time.Now()))
 			return nil
 		},
 	}

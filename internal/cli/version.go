@@ -40,6 +40,9 @@ func (c *command) version(clientOnly bool) int {
 	if clientOnly {
 		return 0
 	}
+	if code, ok := c.oneTarget("version"); !ok {
+		return code
+	}
 	if _, err := c.dial(); err != nil {
 		// No usable key: the server names its version when it refuses a
 		// call, too.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
@@ -45,8 +46,20 @@ func (r *reloader) reloadKeys() {
 }
 
 // checkKeys warns about keys that can never be used with this
-// configuration, at start and on every reload.
+// configuration, or do less than their line may suggest, at start and on
+// every reload.
 func (r *reloader) checkKeys(keys []*interceptors.Key) {
+	for _, k := range keys {
+		if k.Root != "" && (k.Allows(interceptors.ScopeExec) || k.Allows(interceptors.ScopeSession)) {
+			r.log.Warn("key has root= and may run commands (exec or session): root= confines its file calls only; its commands reach everything rexecd's user can",
+				"key_id", k.ID, "root", k.Root)
+		}
+		if k.Root != "" {
+			if fi, err := os.Stat(k.Root); err != nil || !fi.IsDir() {
+				r.log.Warn("key's root= is not a directory: its file calls fail until it is", "key_id", k.ID, "root", k.Root)
+			}
+		}
+	}
 	if r.tls != nil && r.tls.MutualTLS() {
 		return
 	}

@@ -1,17 +1,21 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/version"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -40,6 +44,48 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// Files configures the file service (--state-dir, --partial-ttl,
+	// --upload-checkpoint).
+	Files files.Config
+	// Names are more names a token's :authority may give for this server
+	// (--name, repeatable): what clients dial through a load balancer or a
+	// port mapping.
+	Names []string
+	// MetricsListen, when set, serves Prometheus metrics over HTTP there;
+	// empty (the default) leaves them off. MetricsAddrFile is AddrFile's
+	// twin for it.
+	MetricsListen, MetricsAddrFile string
+	// OTLPEndpoint, when set, exports a span per call to this OTLP/gRPC
+	// collector (http://HOST:4317 or https://…); empty: no tracing.
+	OTLPEndpoint string
+	// StateDir holds what rexecd keeps across restarts: the journal of
+	// executions in StateDir/journal, the file service's partial uploads
+	// in StateDir/partial.
+	StateDir string
+	// Journal bounds the journal (its Dir and Logger are filled in);
+	// MaxBytes 0 keeps none: every command ends with its call.
+	Journal journal.Options
+}
+
+// openJournal opens the journal under the state directory, unless
+// --journal-max 0 turned it off.
+func openJournal(cfg DaemonConfig, log *slog.Logger) (*journal.Journal, error) {
+	if cfg.Journal.MaxBytes == 0 {
+		log.Info("no journal (--journal-max 0): every command ends with its call; no resume, detach, ps or logs")
+		return nil, nil
+	}
+	jo := cfg.Journal
+	jo.Dir = filepath.Join(cfg.StateDir, "journal")
+	jo.Logger = log
+	j, err := journal.Open(jo)
+	if err != nil {
+		return nil, fmt.Errorf("journal (--state-dir %s): %w", cfg.StateDir, err)
+	}
+	st := j.Stats()
+	o := j.Options()
+	log.Info("journal open", "dir", jo.Dir, "executions", st.Executions, "bytes", st.Bytes, "recovered", st.Recovered,
+		"journal_max", o.MaxBytes, "journal_total", o.MaxTotal, "retain", o.Retain, "reconnect_grace", o.ReconnectGrace)
+	return j, nil
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -96,7 +142,13 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	}
 	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log}
 	reload.started(keys)
+	obs, err := startObservability(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close(log) // last: the metrics are served until the shutdown is done
 	cfg.Runner.Audit = log.With("log", "audit")
+	cfg.Runner.Observer = obs.runnerObserver()
 	// The guard kills the commands' groups even if rexecd dies by SIGKILL.
 	if guard, err := runner.StartGuard(); err != nil {
 		log.Warn("no command guard: a SIGKILLed rexecd would orphan its commands", "err", err)
@@ -105,13 +157,6 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		cfg.Runner.Guard = guard
 	}
 	run := runner.New(cfg.Runner)
-	srv := server.New(server.Config{
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
-		Runner:    run,
-		Logger:    log,
-		AuthAdmin: cfg.AuthAdmin,
-		Creds:     creds,
-	})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -120,7 +165,32 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		lis.Close()
 		return err
 	}
-	raw, err := startRawDaemon(cfg, ring, run, log)
+	if err := obs.serveMetrics(cfg, run, log); err != nil {
+		lis.Close()
+		return err
+	}
+	jrnl, err := openJournal(cfg, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	if jrnl != nil {
+		defer jrnl.Close()
+	}
+	cfg.Files.StateDir = cfg.StateDir
+	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
+	srv := server.New(server.Config{
+		Files:         &cfg.Files,
+		Verifier:      interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
+		Runner:        run,
+		Logger:        log,
+		AuthAdmin:     cfg.AuthAdmin,
+		Creds:         creds,
+		Observe:       obs.serverOptions(),
+		OnAuthFailure: obs.onAuthFailure(),
+		Journal:       jrnl,
+	})
+	raw, err := startRawDaemon(cfg, ring, run, jrnl, obs.rawObserver(), log)
 	if err != nil {
 		lis.Close()
 		return err

@@ -22,6 +22,77 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Lifetime says whether a command outlives its call.
+type Lifetime int32
+
+const (
+	// The same as CALL.
+	Lifetime_LIFETIME_UNSPECIFIED Lifetime = 0
+	// The command ends with its call: a broken or cancelled stream kills its
+	// process group. What every client gets unless it asks for more.
+	Lifetime_LIFETIME_CALL Lifetime = 1
+	// A stream that breaks (rather than being cancelled with a `cancel`
+	// message or ExecutionService.Kill) starts the server's reconnect grace:
+	// the command runs on, its output goes to the journal (past the server's
+	// --journal-max of unacknowledged output its pipe blocks) and its stdin
+	// writes wait, until a client resumes it with ExecutionService.Attach or the
+	// grace passes (then it is killed, reason DISCONNECTED). In a Session the
+	// stream itself is the first attachment and acknowledges output with `ack`;
+	// a Run returns once the command has started (Started, then OK), so that
+	// every stream that reads a resumable command acknowledges what it wrote:
+	// read it with Attach.
+	Lifetime_LIFETIME_RESUMABLE Lifetime = 2
+	// The command outlives its call for good (Run only): its stdin is
+	// /dev/null, Run returns once it has started, and its output goes to the
+	// journal, never blocked by a missing reader — past --journal-max the oldest
+	// output is evicted and counted. It still obeys its timeout, the server's
+	// --max-concurrent and shutdown.
+	Lifetime_LIFETIME_DETACHED Lifetime = 3
+)
+
+// Enum value maps for Lifetime.
+var (
+	Lifetime_name = map[int32]string{
+		0: "LIFETIME_UNSPECIFIED",
+		1: "LIFETIME_CALL",
+		2: "LIFETIME_RESUMABLE",
+		3: "LIFETIME_DETACHED",
+	}
+	Lifetime_value = map[string]int32{
+		"LIFETIME_UNSPECIFIED": 0,
+		"LIFETIME_CALL":        1,
+		"LIFETIME_RESUMABLE":   2,
+		"LIFETIME_DETACHED":    3,
+	}
+)
+
+func (x Lifetime) Enum() *Lifetime {
+	p := new(Lifetime)
+	*p = x
+	return p
+}
+
+func (x Lifetime) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Lifetime) Descriptor() protoreflect.EnumDescriptor {
+	return file_rexec_v1_exec_proto_enumTypes[0].Descriptor()
+}
+
+func (Lifetime) Type() protoreflect.EnumType {
+	return &file_rexec_v1_exec_proto_enumTypes[0]
+}
+
+func (x Lifetime) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Lifetime.Descriptor instead.
+func (Lifetime) EnumDescriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{0}
+}
+
 // EndReason says why a command ended.
 type EndReason int32
 
@@ -33,25 +104,32 @@ const (
 	EndReason_END_REASON_TIMEOUT EndReason = 2
 	// The call was cancelled: the client went away or its deadline passed.
 	EndReason_END_REASON_CANCELLED EndReason = 3
-	// The server shut down and its grace for running commands passed.
+	// The server shut down and its grace for running commands passed; or the
+	// server stopped without a grace (it was killed) while the command ran, as
+	// its journal says after the restart.
 	EndReason_END_REASON_SHUTDOWN EndReason = 4
+	// A RESUMABLE command's stream broke and no client attached again within
+	// the server's reconnect grace.
+	EndReason_END_REASON_DISCONNECTED EndReason = 16
 )
 
 // Enum value maps for EndReason.
 var (
 	EndReason_name = map[int32]string{
-		0: "END_REASON_UNSPECIFIED",
-		1: "END_REASON_EXITED",
-		2: "END_REASON_TIMEOUT",
-		3: "END_REASON_CANCELLED",
-		4: "END_REASON_SHUTDOWN",
+		0:  "END_REASON_UNSPECIFIED",
+		1:  "END_REASON_EXITED",
+		2:  "END_REASON_TIMEOUT",
+		3:  "END_REASON_CANCELLED",
+		4:  "END_REASON_SHUTDOWN",
+		16: "END_REASON_DISCONNECTED",
 	}
 	EndReason_value = map[string]int32{
-		"END_REASON_UNSPECIFIED": 0,
-		"END_REASON_EXITED":      1,
-		"END_REASON_TIMEOUT":     2,
-		"END_REASON_CANCELLED":   3,
-		"END_REASON_SHUTDOWN":    4,
+		"END_REASON_UNSPECIFIED":  0,
+		"END_REASON_EXITED":       1,
+		"END_REASON_TIMEOUT":      2,
+		"END_REASON_CANCELLED":    3,
+		"END_REASON_SHUTDOWN":     4,
+		"END_REASON_DISCONNECTED": 16,
 	}
 )
 
@@ -66,11 +144,11 @@ func (x EndReason) String() string {
 }
 
 func (EndReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_rexec_v1_exec_proto_enumTypes[0].Descriptor()
+	return file_rexec_v1_exec_proto_enumTypes[1].Descriptor()
 }
 
 func (EndReason) Type() protoreflect.EnumType {
-	return &file_rexec_v1_exec_proto_enumTypes[0]
+	return &file_rexec_v1_exec_proto_enumTypes[1]
 }
 
 func (x EndReason) Number() protoreflect.EnumNumber {
@@ -79,7 +157,7 @@ func (x EndReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndReason.Descriptor instead.
 func (EndReason) EnumDescriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{0}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{1}
 }
 
 // Signal names the signals a client may send. The numbers are Linux's.
@@ -134,11 +212,11 @@ func (x Signal) String() string {
 }
 
 func (Signal) Descriptor() protoreflect.EnumDescriptor {
-	return file_rexec_v1_exec_proto_enumTypes[1].Descriptor()
+	return file_rexec_v1_exec_proto_enumTypes[2].Descriptor()
 }
 
 func (Signal) Type() protoreflect.EnumType {
-	return &file_rexec_v1_exec_proto_enumTypes[1]
+	return &file_rexec_v1_exec_proto_enumTypes[2]
 }
 
 func (x Signal) Number() protoreflect.EnumNumber {
@@ -147,7 +225,7 @@ func (x Signal) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Signal.Descriptor instead.
 func (Signal) EnumDescriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{1}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{2}
 }
 
 // RunRequest says what to run. Exactly one of shell and argv is set.
@@ -172,8 +250,15 @@ type RunRequest struct {
 	// the rest is read, dropped and counted in Exited.dropped_bytes. Zero means
 	// the server's maximum.
 	MaxOutputBytes uint64 `protobuf:"varint,7,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How long the command lives relative to its call; unset means CALL (a
+	// disconnect kills it). The server says in Started which lifetime it gave:
+	// one that keeps no journal (`rexecd --journal-max 0`) gives CALL for
+	// RESUMABLE, and refuses DETACHED with FailedPrecondition.
+	// (Fields added for durable executions are numbered from 16, so that other
+	// additions made at the same time keep the low numbers.)
+	Lifetime      Lifetime `protobuf:"varint,16,opt,name=lifetime,proto3,enum=rexec.v1.Lifetime" json:"lifetime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunRequest) Reset() {
@@ -253,6 +338,13 @@ func (x *RunRequest) GetMaxOutputBytes() uint64 {
 		return x.MaxOutputBytes
 	}
 	return 0
+}
+
+func (x *RunRequest) GetLifetime() Lifetime {
+	if x != nil {
+		return x.Lifetime
+	}
+	return Lifetime_LIFETIME_UNSPECIFIED
 }
 
 // RunResponse carries one event of a Run.
@@ -421,7 +513,17 @@ type Started struct {
 	// A server-chosen id, also in the server's audit log.
 	ExecutionId string `protobuf:"bytes,1,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
 	// The pid of the command on the server's host (it leads its own process group).
-	Pid           int32 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid int32 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	// The lifetime the server gave the command (see RunRequest.lifetime);
+	// unset from a server that predates it, which means CALL.
+	Lifetime Lifetime `protobuf:"varint,16,opt,name=lifetime,proto3,enum=rexec.v1.Lifetime" json:"lifetime,omitempty"`
+	// RESUMABLE only: how long the server keeps the command running without a
+	// client after its stream broke.
+	ReconnectGrace *durationpb.Duration `protobuf:"bytes,17,opt,name=reconnect_grace,json=reconnectGrace,proto3" json:"reconnect_grace,omitempty"`
+	// RESUMABLE only: how much output the server keeps unacknowledged before
+	// it holds the command back (its --journal-max). A client acknowledges
+	// well within it (rexec's: every quarter, at most every 4 MiB).
+	AckWindow     uint64 `protobuf:"varint,18,opt,name=ack_window,json=ackWindow,proto3" json:"ack_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -466,6 +568,27 @@ func (x *Started) GetExecutionId() string {
 func (x *Started) GetPid() int32 {
 	if x != nil {
 		return x.Pid
+	}
+	return 0
+}
+
+func (x *Started) GetLifetime() Lifetime {
+	if x != nil {
+		return x.Lifetime
+	}
+	return Lifetime_LIFETIME_UNSPECIFIED
+}
+
+func (x *Started) GetReconnectGrace() *durationpb.Duration {
+	if x != nil {
+		return x.ReconnectGrace
+	}
+	return nil
+}
+
+func (x *Started) GetAckWindow() uint64 {
+	if x != nil {
+		return x.AckWindow
 	}
 	return 0
 }
@@ -686,6 +809,8 @@ type SessionRequest struct {
 	//	*SessionRequest_CloseStdin
 	//	*SessionRequest_Signal
 	//	*SessionRequest_Resize
+	//	*SessionRequest_Ack
+	//	*SessionRequest_Cancel
 	Msg           isSessionRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -773,6 +898,24 @@ func (x *SessionRequest) GetResize() *WindowSize {
 	return nil
 }
 
+func (x *SessionRequest) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetCancel() *Cancel {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Msg interface {
 	isSessionRequest_Msg()
 }
@@ -802,6 +945,20 @@ type SessionRequest_Resize struct {
 	Resize *WindowSize `protobuf:"bytes,5,opt,name=resize,proto3,oneof"`
 }
 
+type SessionRequest_Ack struct {
+	// RESUMABLE only: every output event up to this seq is written on the
+	// client's side; the server may drop it from its journal.
+	Ack *Ack `protobuf:"bytes,16,opt,name=ack,proto3,oneof"`
+}
+
+type SessionRequest_Cancel struct {
+	// Ends the command on purpose: TERM to its group, KILL after the
+	// server's kill grace, reason CANCELLED. A RESUMABLE session's client
+	// sends it before it cancels the call, since the server cannot tell a
+	// cancelled stream from a broken one.
+	Cancel *Cancel `protobuf:"bytes,17,opt,name=cancel,proto3,oneof"`
+}
+
 func (*SessionRequest_Start) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Stdin) isSessionRequest_Msg() {}
@@ -811,6 +968,92 @@ func (*SessionRequest_CloseStdin) isSessionRequest_Msg() {}
 func (*SessionRequest_Signal) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Resize) isSessionRequest_Msg() {}
+
+func (*SessionRequest_Ack) isSessionRequest_Msg() {}
+
+func (*SessionRequest_Cancel) isSessionRequest_Msg() {}
+
+// Ack acknowledges output: every event up to seq has been written.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Ack) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// Cancel ends the command as rexec does (TERM, then KILL), reason CANCELLED.
+type Cancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cancel) Reset() {
+	*x = Cancel{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cancel) ProtoMessage() {}
+
+func (x *Cancel) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
+func (*Cancel) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{8}
+}
 
 // SessionStart starts a Session's command.
 type SessionStart struct {
@@ -826,7 +1069,7 @@ type SessionStart struct {
 
 func (x *SessionStart) Reset() {
 	*x = SessionStart{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	mi := &file_rexec_v1_exec_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +1081,7 @@ func (x *SessionStart) String() string {
 func (*SessionStart) ProtoMessage() {}
 
 func (x *SessionStart) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	mi := &file_rexec_v1_exec_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1094,7 @@ func (x *SessionStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStart.ProtoReflect.Descriptor instead.
 func (*SessionStart) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{7}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionStart) GetCommand() *RunRequest {
@@ -880,7 +1123,7 @@ type Tty struct {
 
 func (x *Tty) Reset() {
 	*x = Tty{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[8]
+	mi := &file_rexec_v1_exec_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1135,7 @@ func (x *Tty) String() string {
 func (*Tty) ProtoMessage() {}
 
 func (x *Tty) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[8]
+	mi := &file_rexec_v1_exec_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1148,7 @@ func (x *Tty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tty.ProtoReflect.Descriptor instead.
 func (*Tty) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{8}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Tty) GetSize() *WindowSize {
@@ -933,7 +1176,7 @@ type WindowSize struct {
 
 func (x *WindowSize) Reset() {
 	*x = WindowSize{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	mi := &file_rexec_v1_exec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1188,7 @@ func (x *WindowSize) String() string {
 func (*WindowSize) ProtoMessage() {}
 
 func (x *WindowSize) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	mi := &file_rexec_v1_exec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1201,7 @@ func (x *WindowSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowSize.ProtoReflect.Descriptor instead.
 func (*WindowSize) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{9}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WindowSize) GetRows() uint32 {
@@ -984,7 +1227,7 @@ type CloseStdin struct {
 
 func (x *CloseStdin) Reset() {
 	*x = CloseStdin{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	mi := &file_rexec_v1_exec_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1239,7 @@ func (x *CloseStdin) String() string {
 func (*CloseStdin) ProtoMessage() {}
 
 func (x *CloseStdin) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	mi := &file_rexec_v1_exec_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,20 +1252,23 @@ func (x *CloseStdin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdin.ProtoReflect.Descriptor instead.
 func (*CloseStdin) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{10}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{12}
 }
 
 // SessionResponse carries one event of a Session; the events are Run's.
 type SessionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// RESUMABLE only: the server's side of stdin, sent when it changes (alone
+	// or beside an event). A message may carry only this.
+	Stdin         *StdinState `protobuf:"bytes,16,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[11]
+	mi := &file_rexec_v1_exec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1280,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[11]
+	mi := &file_rexec_v1_exec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1293,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{11}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionResponse) GetEvent() *Event {
@@ -1057,11 +1303,87 @@ func (x *SessionResponse) GetEvent() *Event {
 	return nil
 }
 
+func (x *SessionResponse) GetStdin() *StdinState {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+// StdinState is how far the server has taken a resumable command's stdin.
+type StdinState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes of stdin (counted from the first, the start's own stdin included)
+	// the server has taken: written to the command or being written. After a
+	// resume the client sends again from here; until then it keeps the rest.
+	Taken uint64 `protobuf:"varint,1,opt,name=taken,proto3" json:"taken,omitempty"`
+	// The most stdin bytes a client may send beyond `taken`: the server
+	// buffers that much without blocking the stream (so that `ack` and
+	// `signal` behind the stdin still arrive while the command does not read).
+	Window uint64 `protobuf:"varint,2,opt,name=window,proto3" json:"window,omitempty"`
+	// The command's stdin has been closed (close_stdin, or the end of stdin
+	// the server took).
+	Closed        bool `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StdinState) Reset() {
+	*x = StdinState{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StdinState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StdinState) ProtoMessage() {}
+
+func (x *StdinState) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StdinState.ProtoReflect.Descriptor instead.
+func (*StdinState) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StdinState) GetTaken() uint64 {
+	if x != nil {
+		return x.Taken
+	}
+	return 0
+}
+
+func (x *StdinState) GetWindow() uint64 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *StdinState) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
+}
+
 var File_rexec_v1_exec_proto protoreflect.FileDescriptor
 
 const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\n" +
-	"\x13rexec/v1/exec.proto\x12\brexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xcf\x01\n" +
+	"\x13rexec/v1/exec.proto\x12\brexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xff\x01\n" +
 	"\n" +
 	"RunRequest\x12\x14\n" +
 	"\x05shell\x18\x01 \x01(\tR\x05shell\x12\x12\n" +
@@ -1070,7 +1392,8 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x03dir\x18\x04 \x01(\tR\x03dir\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05stdin\x18\x06 \x01(\fR\x05stdin\x12(\n" +
-	"\x10max_output_bytes\x18\a \x01(\x04R\x0emaxOutputBytes\"4\n" +
+	"\x10max_output_bytes\x18\a \x01(\x04R\x0emaxOutputBytes\x12.\n" +
+	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\"4\n" +
 	"\vRunResponse\x12%\n" +
 	"\x05event\x18\x01 \x01(\v2\x0f.rexec.v1.EventR\x05event\"\xc2\x01\n" +
 	"\x05Event\x12-\n" +
@@ -1078,10 +1401,14 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x06stdout\x18\x02 \x01(\v2\x10.rexec.v1.OutputH\x00R\x06stdout\x12*\n" +
 	"\x06stderr\x18\x03 \x01(\v2\x10.rexec.v1.OutputH\x00R\x06stderr\x12*\n" +
 	"\x06exited\x18\x04 \x01(\v2\x10.rexec.v1.ExitedH\x00R\x06exitedB\x06\n" +
-	"\x04kind\">\n" +
+	"\x04kind\"\xd1\x01\n" +
 	"\aStarted\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x10\n" +
-	"\x03pid\x18\x02 \x01(\x05R\x03pid\".\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12.\n" +
+	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\x12B\n" +
+	"\x0freconnect_grace\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectGrace\x12\x1d\n" +
+	"\n" +
+	"ack_window\x18\x12 \x01(\x04R\tackWindow\".\n" +
 	"\x06Output\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\xca\x03\n" +
@@ -1099,15 +1426,20 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	" \x01(\x04R\vstderrBytes\x12\x1f\n" +
 	"\vsent_signal\x18\v \x01(\tR\n" +
 	"sentSignal\x12,\n" +
-	"\x12sent_signal_number\x18\f \x01(\x05R\x10sentSignalNumber\"\xf4\x01\n" +
+	"\x12sent_signal_number\x18\f \x01(\x05R\x10sentSignalNumber\"\xc3\x02\n" +
 	"\x0eSessionRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.rexec.v1.SessionStartH\x00R\x05start\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x127\n" +
 	"\vclose_stdin\x18\x03 \x01(\v2\x14.rexec.v1.CloseStdinH\x00R\n" +
 	"closeStdin\x12*\n" +
 	"\x06signal\x18\x04 \x01(\x0e2\x10.rexec.v1.SignalH\x00R\x06signal\x12.\n" +
-	"\x06resize\x18\x05 \x01(\v2\x14.rexec.v1.WindowSizeH\x00R\x06resizeB\x05\n" +
-	"\x03msg\"_\n" +
+	"\x06resize\x18\x05 \x01(\v2\x14.rexec.v1.WindowSizeH\x00R\x06resize\x12!\n" +
+	"\x03ack\x18\x10 \x01(\v2\r.rexec.v1.AckH\x00R\x03ack\x12*\n" +
+	"\x06cancel\x18\x11 \x01(\v2\x10.rexec.v1.CancelH\x00R\x06cancelB\x05\n" +
+	"\x03msg\"\x17\n" +
+	"\x03Ack\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\b\n" +
+	"\x06Cancel\"_\n" +
 	"\fSessionStart\x12.\n" +
 	"\acommand\x18\x01 \x01(\v2\x14.rexec.v1.RunRequestR\acommand\x12\x1f\n" +
 	"\x03tty\x18\x02 \x01(\v2\r.rexec.v1.TtyR\x03tty\"C\n" +
@@ -1119,15 +1451,27 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n" +
 	"\x04cols\x18\x02 \x01(\rR\x04cols\"\f\n" +
 	"\n" +
-	"CloseStdin\"8\n" +
+	"CloseStdin\"d\n" +
 	"\x0fSessionResponse\x12%\n" +
-	"\x05event\x18\x01 \x01(\v2\x0f.rexec.v1.EventR\x05event*\x89\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x0f.rexec.v1.EventR\x05event\x12*\n" +
+	"\x05stdin\x18\x10 \x01(\v2\x14.rexec.v1.StdinStateR\x05stdin\"R\n" +
+	"\n" +
+	"StdinState\x12\x14\n" +
+	"\x05taken\x18\x01 \x01(\x04R\x05taken\x12\x16\n" +
+	"\x06window\x18\x02 \x01(\x04R\x06window\x12\x16\n" +
+	"\x06closed\x18\x03 \x01(\bR\x06closed*f\n" +
+	"\bLifetime\x12\x18\n" +
+	"\x14LIFETIME_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rLIFETIME_CALL\x10\x01\x12\x16\n" +
+	"\x12LIFETIME_RESUMABLE\x10\x02\x12\x15\n" +
+	"\x11LIFETIME_DETACHED\x10\x03*\xa6\x01\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_EXITED\x10\x01\x12\x16\n" +
 	"\x12END_REASON_TIMEOUT\x10\x02\x12\x18\n" +
 	"\x14END_REASON_CANCELLED\x10\x03\x12\x17\n" +
-	"\x13END_REASON_SHUTDOWN\x10\x04*\xa7\x01\n" +
+	"\x13END_REASON_SHUTDOWN\x10\x04\x12\x1b\n" +
+	"\x17END_REASON_DISCONNECTED\x10\x10*\xa7\x01\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1158,51 +1502,61 @@ func file_rexec_v1_exec_proto_rawDescGZIP() []byte {
 	return file_rexec_v1_exec_proto_rawDescData
 }
 
-var file_rexec_v1_exec_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_rexec_v1_exec_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_rexec_v1_exec_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_rexec_v1_exec_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_rexec_v1_exec_proto_goTypes = []any{
-	(EndReason)(0),              // 0: rexec.v1.EndReason
-	(Signal)(0),                 // 1: rexec.v1.Signal
-	(*RunRequest)(nil),          // 2: rexec.v1.RunRequest
-	(*RunResponse)(nil),         // 3: rexec.v1.RunResponse
-	(*Event)(nil),               // 4: rexec.v1.Event
-	(*Started)(nil),             // 5: rexec.v1.Started
-	(*Output)(nil),              // 6: rexec.v1.Output
-	(*Exited)(nil),              // 7: rexec.v1.Exited
-	(*SessionRequest)(nil),      // 8: rexec.v1.SessionRequest
-	(*SessionStart)(nil),        // 9: rexec.v1.SessionStart
-	(*Tty)(nil),                 // 10: rexec.v1.Tty
-	(*WindowSize)(nil),          // 11: rexec.v1.WindowSize
-	(*CloseStdin)(nil),          // 12: rexec.v1.CloseStdin
-	(*SessionResponse)(nil),     // 13: rexec.v1.SessionResponse
-	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
+	(Lifetime)(0),               // 0: rexec.v1.Lifetime
+	(EndReason)(0),              // 1: rexec.v1.EndReason
+	(Signal)(0),                 // 2: rexec.v1.Signal
+	(*RunRequest)(nil),          // 3: rexec.v1.RunRequest
+	(*RunResponse)(nil),         // 4: rexec.v1.RunResponse
+	(*Event)(nil),               // 5: rexec.v1.Event
+	(*Started)(nil),             // 6: rexec.v1.Started
+	(*Output)(nil),              // 7: rexec.v1.Output
+	(*Exited)(nil),              // 8: rexec.v1.Exited
+	(*SessionRequest)(nil),      // 9: rexec.v1.SessionRequest
+	(*Ack)(nil),                 // 10: rexec.v1.Ack
+	(*Cancel)(nil),              // 11: rexec.v1.Cancel
+	(*SessionStart)(nil),        // 12: rexec.v1.SessionStart
+	(*Tty)(nil),                 // 13: rexec.v1.Tty
+	(*WindowSize)(nil),          // 14: rexec.v1.WindowSize
+	(*CloseStdin)(nil),          // 15: rexec.v1.CloseStdin
+	(*SessionResponse)(nil),     // 16: rexec.v1.SessionResponse
+	(*StdinState)(nil),          // 17: rexec.v1.StdinState
+	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
 }
 var file_rexec_v1_exec_proto_depIdxs = []int32{
-	14, // 0: rexec.v1.RunRequest.timeout:type_name -> google.protobuf.Duration
-	4,  // 1: rexec.v1.RunResponse.event:type_name -> rexec.v1.Event
-	5,  // 2: rexec.v1.Event.started:type_name -> rexec.v1.Started
-	6,  // 3: rexec.v1.Event.stdout:type_name -> rexec.v1.Output
-	6,  // 4: rexec.v1.Event.stderr:type_name -> rexec.v1.Output
-	7,  // 5: rexec.v1.Event.exited:type_name -> rexec.v1.Exited
-	0,  // 6: rexec.v1.Exited.reason:type_name -> rexec.v1.EndReason
-	14, // 7: rexec.v1.Exited.duration:type_name -> google.protobuf.Duration
-	9,  // 8: rexec.v1.SessionRequest.start:type_name -> rexec.v1.SessionStart
-	12, // 9: rexec.v1.SessionRequest.close_stdin:type_name -> rexec.v1.CloseStdin
-	1,  // 10: rexec.v1.SessionRequest.signal:type_name -> rexec.v1.Signal
-	11, // 11: rexec.v1.SessionRequest.resize:type_name -> rexec.v1.WindowSize
-	2,  // 12: rexec.v1.SessionStart.command:type_name -> rexec.v1.RunRequest
-	10, // 13: rexec.v1.SessionStart.tty:type_name -> rexec.v1.Tty
-	11, // 14: rexec.v1.Tty.size:type_name -> rexec.v1.WindowSize
-	4,  // 15: rexec.v1.SessionResponse.event:type_name -> rexec.v1.Event
-	2,  // 16: rexec.v1.ExecService.Run:input_type -> rexec.v1.RunRequest
-	8,  // 17: rexec.v1.ExecService.Session:input_type -> rexec.v1.SessionRequest
-	3,  // 18: rexec.v1.ExecService.Run:output_type -> rexec.v1.RunResponse
-	13, // 19: rexec.v1.ExecService.Session:output_type -> rexec.v1.SessionResponse
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	18, // 0: rexec.v1.RunRequest.timeout:type_name -> google.protobuf.Duration
+	0,  // 1: rexec.v1.RunRequest.lifetime:type_name -> rexec.v1.Lifetime
+	5,  // 2: rexec.v1.RunResponse.event:type_name -> rexec.v1.Event
+	6,  // 3: rexec.v1.Event.started:type_name -> rexec.v1.Started
+	7,  // 4: rexec.v1.Event.stdout:type_name -> rexec.v1.Output
+	7,  // 5: rexec.v1.Event.stderr:type_name -> rexec.v1.Output
+	8,  // 6: rexec.v1.Event.exited:type_name -> rexec.v1.Exited
+	0,  // 7: rexec.v1.Started.lifetime:type_name -> rexec.v1.Lifetime
+	18, // 8: rexec.v1.Started.reconnect_grace:type_name -> google.protobuf.Duration
+	1,  // 9: rexec.v1.Exited.reason:type_name -> rexec.v1.EndReason
+	18, // 10: rexec.v1.Exited.duration:type_name -> google.protobuf.Duration
+	12, // 11: rexec.v1.SessionRequest.start:type_name -> rexec.v1.SessionStart
+	15, // 12: rexec.v1.SessionRequest.close_stdin:type_name -> rexec.v1.CloseStdin
+	2,  // 13: rexec.v1.SessionRequest.signal:type_name -> rexec.v1.Signal
+	14, // 14: rexec.v1.SessionRequest.resize:type_name -> rexec.v1.WindowSize
+	10, // 15: rexec.v1.SessionRequest.ack:type_name -> rexec.v1.Ack
+	11, // 16: rexec.v1.SessionRequest.cancel:type_name -> rexec.v1.Cancel
+	3,  // 17: rexec.v1.SessionStart.command:type_name -> rexec.v1.RunRequest
+	13, // 18: rexec.v1.SessionStart.tty:type_name -> rexec.v1.Tty
+	14, // 19: rexec.v1.Tty.size:type_name -> rexec.v1.WindowSize
+	5,  // 20: rexec.v1.SessionResponse.event:type_name -> rexec.v1.Event
+	17, // 21: rexec.v1.SessionResponse.stdin:type_name -> rexec.v1.StdinState
+	3,  // 22: rexec.v1.ExecService.Run:input_type -> rexec.v1.RunRequest
+	9,  // 23: rexec.v1.ExecService.Session:input_type -> rexec.v1.SessionRequest
+	4,  // 24: rexec.v1.ExecService.Run:output_type -> rexec.v1.RunResponse
+	16, // 25: rexec.v1.ExecService.Session:output_type -> rexec.v1.SessionResponse
+	24, // [24:26] is the sub-list for method output_type
+	22, // [22:24] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_rexec_v1_exec_proto_init() }
@@ -1222,14 +1576,16 @@ func file_rexec_v1_exec_proto_init() {
 		(*SessionRequest_CloseStdin)(nil),
 		(*SessionRequest_Signal)(nil),
 		(*SessionRequest_Resize)(nil),
+		(*SessionRequest_Ack)(nil),
+		(*SessionRequest_Cancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rexec_v1_exec_proto_rawDesc), len(file_rexec_v1_exec_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   12,
+			NumEnums:      3,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
