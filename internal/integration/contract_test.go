@@ -250,7 +250,10 @@ const trapTerm = `trap "exit 0" TERM; sleep 5 & wait`
 // signal and exited 0 by itself: over both transports, and from the real CLI.
 func TestRexecEndedExitStatus(t *testing.T) {
 	t.Parallel()
-	srv := testenv.StartServer(t, testenv.Options{Raw: true})
+	// A kill grace far above the trap's time to run: with the tests' 500 ms,
+	// a loaded machine (load 15-20) sometimes had not run the trap when
+	// KILL came, and the status was 137, the KILL's, which is right then.
+	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: runner.Options{KillGrace: 10 * time.Second}})
 	for _, tr := range transports(t, srv) {
 		ex, err := tr.run(context.Background(), &rexecv1.RunRequest{Shell: trapTerm, Timeout: durationpb.New(time.Second)}, io.Discard, io.Discard)
 		if err != nil {
