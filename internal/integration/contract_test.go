@@ -284,11 +284,10 @@ func TestRexecEndedExitStatus(t *testing.T) {
 }
 
 // startRexecd starts the real rexecd binary on loopback with a fresh key,
-// the given extra files (fd 3 on) and flags, and returns its address, key,
-// log, and a function that waits for it to exit (bounded).
-func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *interceptors.Key, *testenv.SyncBuffer, *exec.Cmd, <-chan error) {
+// the given extra files (fd 3 on) and flags, and returns its address, its
+// key and the process.
+func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *interceptors.Key, *rexecdProc) {
 	t.Helper()
-	bin := binaries(t)
 	dir := t.TempDir()
 	key, err := interceptors.GenerateKey("test")
 	if err != nil {
@@ -296,35 +295,12 @@ func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *inte
 	}
 	keyFile, addrFile := filepath.Join(dir, "keys"), filepath.Join(dir, "addr")
 	writeKeys(t, keyFile, 0o600, key.Line())
-	log := &testenv.SyncBuffer{}
 	args := []string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile}
 	if !slices.Contains(flags, "--state-dir") {
 		args = append(args, "--state-dir", filepath.Join(dir, "state")) // each rexecd its own journal
 	}
-	cmd := exec.Command(filepath.Join(bin, "rexecd"), append(args, flags...)...)
-	cmd.Stderr = log
-	cmd.ExtraFiles = extra
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("rexecd log:\n%s", log.String())
-		}
-	})
-	var addr string
-	waitFor(t, "rexecd's --addr-file", func() bool {
-		b, _ := os.ReadFile(addrFile)
-		addr = strings.TrimSpace(string(b))
-		return addr != ""
-	})
-	return addr, key, log, cmd, exited
+	d := spawnRexecd(t, filepath.Join(binaries(t), "rexecd"), extra, append(args, flags...)...)
+	return readAddrFile(t, addrFile), key, d
 }
 
 // TestCommandsInheritOnlyStdio: a descriptor that rexecd itself inherited
@@ -339,7 +315,7 @@ func TestCommandsInheritOnlyStdio(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	addr, key, _, _, _ := startRexecd(t, []*os.File{f}) // fd 3 in rexecd
+	addr, key, _ := startRexecd(t, []*os.File{f}) // fd 3 in rexecd
 	c, err := client.New(addr, client.WithKey(key))
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +347,8 @@ func TestCommandsInheritOnlyStdio(t *testing.T) {
 // and rexecd exited without the line.
 func TestForcedShutdownAuditsTheEnd(t *testing.T) {
 	t.Parallel()
-	addr, key, log, cmd, exited := startRexecd(t, nil, "--shutdown-grace", "500ms", "--kill-grace", "500ms", "--drain-grace", "500ms")
+	addr, key, d := startRexecd(t, nil, "--shutdown-grace", "500ms", "--kill-grace", "500ms", "--drain-grace", "500ms")
+	log := d.log
 	c, err := client.New(addr, client.WithKey(key))
 	if err != nil {
 		t.Fatal(err)
@@ -380,14 +357,8 @@ func TestForcedShutdownAuditsTheEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "exec yes"})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("rexecd did not exit within 30 s of SIGTERM")
-	}
+	d.signal(t, syscall.SIGTERM)
+	d.wait(t, 30*time.Second)
 	if !gone(pid, 10*time.Second) {
 		syscall.Kill(-pid, syscall.SIGKILL)
 		t.Errorf("`yes` (pid %d) outlived rexecd", pid)
