@@ -38,6 +38,43 @@ var keyOptions = []keyOption{
 		},
 		format: func(k *Key) string { return k.Cert },
 	},
+	{
+		name: "user",
+		want: "the name of a unix user of the server, like alice",
+		set: func(k *Key, v string) error {
+			if !userNameOK(v) {
+				return fmt.Errorf("is not a user name")
+			}
+			k.User = v
+			return nil
+		},
+		format: func(k *Key) string { return k.User },
+	},
+	limitOption("memory"),
+	limitOption("pids"),
+	limitOption("cpu"),
+	limitOption("nofile"),
+	limitOption("fsize"),
+	{
+		name: "max",
+		want: "a whole number of commands above 0",
+		set: func(k *Key, v string) error {
+			n, err := parseCount(v, 1)
+			k.Max = int(n)
+			return err
+		},
+		format: func(k *Key) string { return formatCount(int64(k.Max)) },
+	},
+}
+
+// limitOption is the key option of one of Limits' fields.
+func limitOption(name string) keyOption {
+	return keyOption{
+		name:   name,
+		want:   limitWant(name),
+		set:    func(k *Key, v string) error { return k.Limits.set(name, v) },
+		format: func(k *Key) string { return k.Limits.formatLimit(name) },
+	}
 }
 
 // knownOptionNames lists keyOptions' names for error messages.
@@ -130,4 +167,21 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return v << shift, nil
+}
+
+// formatSize writes n as parseSize reads it, in the largest unit that
+// divides it: 10737418240 is 10G. 0 is "" (no value).
+func formatSize(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
