@@ -34,6 +34,13 @@ type Process struct {
 	// found or not executable): Wait reports it as a shell would, 127 or 126.
 	startErr error
 
+	acct  *Account  // the user it runs as
+	cell  *cell     // its cgroup; nil without cgroups
+	owner ownerSlot // its place in Spec.Owner's count
+	// serverPeak is this process's peak RSS as the command started, when
+	// its peak memory comes from rusage (see ownPeakRSS).
+	serverPeak int64
+
 	outputs []*os.File // read ends: stdout, stderr; or the pty master alone
 	stdin   *os.File   // write end of stdin (or the pty master), when open
 	tty     *os.File   // the pty master, in tty mode
@@ -59,11 +66,16 @@ type chunk struct {
 }
 
 // Start validates spec, takes a slot and starts the command. It returns a
-// *FieldError for a bad spec, ErrTooManyCommands at the limit, and the cause
-// of ctx when ctx is already done; in each case nothing was started. From
-// here on the command's timeout and ctx act, whenever Wait is called.
+// *FieldError for a bad spec (or one the host cannot serve: a user that does
+// not exist, a limit without its cgroup controller), ErrTooManyCommands or
+// ErrTooManyForOwner at a limit, and the cause of ctx when ctx is already
+// done; in each case nothing was started. From here on the command's
+// timeout and ctx act, whenever Wait is called.
 func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := r.opts.check(&spec); err != nil {
+		return nil, err
+	}
+	if err := r.checkIsolation(&spec); err != nil {
 		return nil, err
 	}
 	if ctx.Err() != nil {
@@ -74,11 +86,18 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	default:
 		return nil, fmt.Errorf("%w: %d of %d", ErrTooManyCommands, len(r.slots), cap(r.slots))
 	}
-	p, err := r.start(ctx, spec)
+	owner, err := r.takeOwnerSlot(&spec)
 	if err != nil {
 		<-r.slots
 		return nil, err
 	}
+	p, err := r.start(ctx, spec)
+	if err != nil {
+		owner.release()
+		<-r.slots
+		return nil, err
+	}
+	p.owner = owner
 	return p, nil
 }
 
@@ -90,22 +109,32 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	if spec.MaxOutput == 0 || spec.MaxOutput > r.opts.MaxOutput {
 		spec.MaxOutput = r.opts.MaxOutput
 	}
+	acct := r.self
+	if spec.User != "" {
+		a, err := r.opts.LookupUser(spec.User)
+		if err != nil {
+			return nil, &FieldError{Field: "user", Problem: fmt.Sprintf("the key's user %q cannot run commands on the server: %v", spec.User, err), Precondition: true}
+		}
+		a.Self = a.UID == r.self.UID && a.GID == r.self.GID && os.Geteuid() == int(a.UID)
+		acct = a
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
 	p := &Process{
-		r: r, spec: spec, id: newExecID(), ctx: tctx,
+		r: r, spec: spec, id: newExecID(), ctx: tctx, acct: acct,
 		cancel: func(err error) { cancel(err); tcancel() },
 		chunks: make(chan chunk),
 		events: make(chan event),
 		stop:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
-	p.res = Result{ExecID: p.id, Reason: ReasonExited}
+	p.res = Result{ExecID: p.id, Reason: ReasonExited, Limits: spec.Limits}
 
-	env := append(r.environ[:len(r.environ):len(r.environ)], spec.Env...)
+	term := ""
 	if spec.TTY != nil {
-		env = append(env, "TERM="+termOf(spec.TTY))
+		term = termOf(spec.TTY)
 	}
+	env := loginEnv(acct, r.passEnv, term, spec.Env)
 	var cmd *exec.Cmd
 	if spec.Shell != "" {
 		cmd = exec.Command("/bin/sh", "-c", spec.Shell)
@@ -116,8 +145,22 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	}
 	cmd.Env = env
 	cmd.Dir = spec.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = homeDir(acct)
+	}
+	if spec.Limits.rlimits() && cmd.Err == nil {
+		withRlimits(cmd, spec.Limits)
+	}
 	p.cmd = cmd
 
+	if r.cg != nil {
+		c, err := r.cg.take(spec.Limits)
+		if err != nil {
+			p.cancel(nil)
+			return nil, err
+		}
+		p.cell = c
+	}
 	var err error
 	if spec.TTY != nil {
 		err = p.startTTY()
@@ -126,24 +169,29 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	}
 	if err != nil {
 		p.cancel(nil)
+		p.cell.release()
 		if code := execFailureCode(err); code != 0 {
 			// As a shell does: the command could not be executed. Wait
 			// reports it as stderr text and an exit status, not an error.
 			p.startErr = err
 			p.start = time.Now()
+			p.cell = nil
 			return p, nil
 		}
 		if errors.Is(err, syscall.E2BIG) {
 			// Each string is checked against the kernel's limit; this is
-			// their sum with the server's own environment.
+			// their sum with the login environment.
 			return nil, fieldErr("command", "argv and env together are over the kernel's limit for a new program (E2BIG)")
 		}
 		return nil, fmt.Errorf("start %s: %w", spec.Describe(), err)
 	}
 	p.start = time.Now()
+	if p.cell == nil || !r.cg.limitsMemory() {
+		p.serverPeak = ownPeakRSS()
+	}
 	pid := cmd.Process.Pid
 	p.res.Pid = pid
-	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty}
+	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty, cell: p.cell}
 	r.opts.Guard.add(pid)
 	go p.group.watch(p.exited)
 	for i, f := range p.outputs {
@@ -157,6 +205,15 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	p.auditStart()
 	go p.lifetime()
 	return p, nil
+}
+
+// sysProcAttr is the attributes every command starts with: the user's
+// credentials when it is not this process's own.
+func (p *Process) sysProcAttr(attr *syscall.SysProcAttr) *syscall.SysProcAttr {
+	if a := p.acct; !a.Self {
+		attr.Credential = &syscall.Credential{Uid: a.UID, Gid: a.GID, Groups: a.Groups}
+	}
+	return attr
 }
 
 func (p *Process) startPipes() error {
@@ -196,8 +253,8 @@ func (p *Process) startPipes() error {
 	}
 	// Its own process group, so that one signal reaches the command and
 	// everything it started.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
+	p.cmd.SysProcAttr = p.sysProcAttr(&syscall.SysProcAttr{Setpgid: true})
+	if err := p.cell.start(p.cmd.SysProcAttr, p.cmd.Start); err != nil {
 		closeAll(closeOnErr)
 		p.stdin = nil
 		return err
@@ -213,11 +270,30 @@ func (p *Process) startPipes() error {
 }
 
 func (p *Process) startTTY() error {
-	size := &pty.Winsize{Rows: p.spec.TTY.Rows, Cols: p.spec.TTY.Cols}
-	// pty.StartWithAttrs makes the command a session leader (Setsid) with the
-	// terminal as its controlling tty; a session leader leads its group too.
-	master, err := pty.StartWithAttrs(p.cmd, size, &syscall.SysProcAttr{Setsid: true, Setctty: true})
+	master, tty, err := pty.Open()
 	if err != nil {
+		return err
+	}
+	defer tty.Close() // the command has its own once started
+	if err := pty.Setsize(master, &pty.Winsize{Rows: p.spec.TTY.Rows, Cols: p.spec.TTY.Cols}); err != nil {
+		master.Close()
+		return err
+	}
+	if !p.acct.Self {
+		// As sshd does: the user owns its terminal (group tty, 0620), so
+		// that tty(1), mesg and write work and others cannot read it.
+		if err := tty.Chown(int(p.acct.UID), ttyGroup(p.acct.GID)); err != nil {
+			master.Close()
+			return fmt.Errorf("give the terminal to user %s: %w", p.acct.Name, err)
+		}
+		_ = tty.Chmod(0o620)
+	}
+	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = tty, tty, tty
+	// A session leader (Setsid) with the terminal as its controlling tty
+	// (Setctty, fd 0); a session leader leads its group too.
+	p.cmd.SysProcAttr = p.sysProcAttr(&syscall.SysProcAttr{Setsid: true, Setctty: true})
+	if err := p.cell.start(p.cmd.SysProcAttr, p.cmd.Start); err != nil {
+		master.Close()
 		return err
 	}
 	if master, err = pollable(master); err != nil {
