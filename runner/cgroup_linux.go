@@ -103,7 +103,7 @@ func newCgroups(parent string, poolSize int, log *slog.Logger) (*cgroups, error)
 	if err := os.MkdirAll(cg.v2mount+v2parent, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create cgroup %s: %w (rexecd needs root, or a cgroup delegated to its user: Delegate=yes in its systemd unit, with --cgroup-parent inside it)", cg.v2mount+v2parent, err)
 	}
-	sweep(cg.v2mount+v2parent, nil)
+	stale := sweep(cg.v2mount + v2parent)
 	cg.dir = cg.v2mount + path.Join(v2parent, inst)
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create cgroup %s: %w", cg.dir, err)
@@ -115,8 +115,9 @@ func newCgroups(parent string, poolSize int, log *slog.Logger) (*cgroups, error)
 	if !cg.hybrid {
 		cg.enableControllers(v2own, path.Join(v2parent, inst))
 	} else {
-		cg.setupV1(v1own, under, inst)
+		stale = append(stale, cg.setupV1(v1own, under, inst)...)
 	}
+	cg.removeStale(stale)
 	return cg, nil
 }
 
@@ -179,7 +180,9 @@ func moveOwnProcs(d string) error {
 // setupV1 makes the runner's directory in the v1 memory, pids and cpu
 // hierarchies of the hybrid layout, and loads this process's own cgroups
 // there, where a forking thread returns.
-func (cg *cgroups) setupV1(own map[string]string, under func(string) string, inst string) {
+//
+// It returns what an earlier rexecd left there (see sweep).
+func (cg *cgroups) setupV1(own map[string]string, under func(string) string, inst string) (stale []string) {
 	subs := map[cgroup1.Name]cgroup1.Subsystem{
 		cgroup1.Memory: cgroup1.NewMemory(cgroupRoot, cgroup1.OptionalSwap()),
 		cgroup1.Pids:   cgroup1.NewPids(cgroupRoot),
@@ -194,7 +197,7 @@ func (cg *cgroups) setupV1(own map[string]string, under func(string) string, ins
 			continue
 		}
 		parent := under(mine)
-		sweep(mount+parent, nil)
+		stale = append(stale, sweep(mount+parent)...)
 		dir := path.Join(parent, inst)
 		if err := os.MkdirAll(mount+dir, 0o755); err != nil {
 			cg.missing = append(cg.missing, fmt.Sprintf("%s (cannot create %s: %v)", name, mount+dir, err))
@@ -212,15 +215,16 @@ func (cg *cgroups) setupV1(own map[string]string, under func(string) string, ins
 		}
 	}
 	if len(cg.v1subs) == 0 {
-		return
+		return stale
 	}
 	back, err := cgroup1.Load(func(n cgroup1.Name) (string, error) { return ownPaths[n], nil }, cg.hierarchy())
 	if err != nil {
 		cg.log.Warn("cannot load this process's own v1 cgroups: commands get no v1 limits", "err", err)
 		cg.dropV1()
-		return
+		return stale
 	}
 	cg.back = back
+	return stale
 }
 
 func (cg *cgroups) hierarchy() cgroup1.InitOpts {
@@ -281,12 +285,9 @@ type cell struct {
 	v2   *cgroup2.Manager
 	v1   cgroup1.Cgroup // hybrid; nil otherwise
 
-	limits Limits
-	// forkPeak is the v1 pids.peak as the forking thread left (hybrid):
-	// it counted the thread too. See usage.
-	forkPeak int64
-	oomFile  *os.File      // hybrid with a memory limit: the OOM eventfd
-	oom      chan struct{} // closed when the v1 memory cgroup went OOM
+	limits  Limits
+	oomFile *os.File      // hybrid with a memory limit: the OOM eventfd
+	oom     chan struct{} // closed when the v1 memory cgroup went OOM
 }
 
 // take returns a cell with limits l applied, from the pool when it has one.
@@ -352,6 +353,9 @@ func (cg *cgroups) newCell() (*cell, error) {
 	if err == nil && len(cg.v1subs) > 0 {
 		c.v1, err = cgroup1.New(func(n cgroup1.Name) (string, error) { return cg.v1dir[n] + "/" + name, nil },
 			&specs.LinuxResources{}, cg.hierarchy())
+		if err == nil && cg.pids {
+			err = os.Mkdir(c.v1path(cgroup1.Pids)+"/"+pidsRun, 0o755)
+		}
 	}
 	if err != nil {
 		c.remove()
@@ -457,19 +461,28 @@ func (c *cell) oomEvents() <-chan struct{} {
 	return c.oom
 }
 
-// start runs fork (which starts the command) so that the command is born
-// in the cell: attr gets the v2 cgroup's descriptor, and on the hybrid
-// layout the fork runs on a thread that is in the cell's v1 cgroups for
-// just that long. If the thread cannot be moved back, it is not unlocked:
-// its goroutine ends, and Go ends the thread with it, so nothing else of
-// this process ever runs (or forks) in the command's cgroups.
-func (c *cell) start(attr *syscall.SysProcAttr, fork func() error) error {
+// start runs fork (which starts the command and returns its pid) so that
+// the command is born in the cell: attr gets the v2 cgroup's descriptor,
+// and on the hybrid layout the fork runs on a thread that is in the cell's
+// v1 cgroups for just that long. If the thread cannot be moved back, it is
+// not unlocked: its goroutine ends, and Go ends the thread with it, so
+// nothing else of this process ever runs (or forks) in the command's
+// cgroups. When a step after the fork fails, the command is killed.
+//
+// The v1 pids cgroup counts the thread too while it is there, and its
+// pids.peak cannot be reset. So that the peak is the command's alone, its
+// processes move on into the cell's child cgroup r (pidsRun), whose
+// pids.peak usage reads; the limit stays the cell's (one more for the
+// thread until it has left), which holds r's processes too.
+func (c *cell) start(attr *syscall.SysProcAttr, fork func() (int, error)) error {
 	if c == nil {
-		return fork()
+		_, err := fork()
+		return err
 	}
 	attr.UseCgroupFD, attr.CgroupFD = true, c.fd
 	if c.v1 == nil {
-		return fork()
+		_, err := fork()
+		return err
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -482,25 +495,54 @@ func (c *cell) start(attr *syscall.SysProcAttr, fork func() error) error {
 			done <- fmt.Errorf("enter the command's v1 cgroups: %w", err)
 			return
 		}
-		err := fork()
-		if c.cg.pids {
-			pids := c.v1path(cgroup1.Pids)
-			if c.limits.Pids != 0 {
-				if werr := writeString(pids+"/pids.max", strconv.FormatInt(c.limits.Pids, 10)); werr != nil && err == nil {
-					err = fmt.Errorf("pids limit: %w", werr)
-				}
+		pid, err := fork()
+		pids := c.v1path(cgroup1.Pids)
+		if c.cg.pids && err == nil && c.limits.Pids != 0 {
+			if werr := writeString(pids+"/pids.max", strconv.FormatInt(c.limits.Pids, 10)); werr != nil {
+				c.kill()
+				err = fmt.Errorf("pids limit: %w", werr)
 			}
-			c.forkPeak = readInt(pids + "/pids.peak")
 		}
 		if berr := c.cg.back.AddTask(tid); berr != nil {
 			c.cg.log.Error("a thread that started a command could not leave its v1 cgroups; the thread ends", "err", berr)
+			if err == nil {
+				c.kill()
+				err = fmt.Errorf("leave the command's v1 cgroups: %w", berr)
+			}
 			done <- err
 			return
 		}
 		runtime.UnlockOSThread()
+		if c.cg.pids && err == nil {
+			movePids(pids, pids+"/"+pidsRun, pid)
+		}
 		done <- err
 	}()
 	return <-done
+}
+
+// pidsRun is the child of a cell's v1 pids cgroup that its command runs in.
+const pidsRun = "r"
+
+// movePids moves the command's processes from the v1 cgroup from into to:
+// its first process, then those it forked before it moved (on a loaded
+// machine the forking thread may run again only after the command forked).
+// A command that forks faster than they move (a fork bomb) keeps some in
+// from: they are held by the same limit, and only the peak misses them.
+func movePids(from, to string, pid int) {
+	_ = writeString(to+"/cgroup.procs", strconv.Itoa(pid))
+	self := strconv.Itoa(os.Getpid())
+	for range 20 {
+		procs := strings.Fields(readString(from + "/cgroup.procs"))
+		if len(procs) == 0 {
+			return
+		}
+		for _, p := range procs {
+			if p != self { // never: its threads have all left
+				_ = writeString(to+"/cgroup.procs", p)
+			}
+		}
+	}
 }
 
 func (c *cell) v1path(n cgroup1.Name) string {
@@ -567,7 +609,7 @@ func (c *cell) usage(u *Usage) (oomKills uint64) {
 	// files a command, and neither peak nor the OOM kill count.
 	pids := c.path
 	if c.v1 != nil {
-		pids = c.v1path(cgroup1.Pids)
+		pids = c.v1path(cgroup1.Pids) + "/" + pidsRun
 		if c.cg.memory {
 			u.PeakMemory = readInt(c.v1path(cgroup1.Memory) + "/memory.max_usage_in_bytes")
 			oomKills = c.v1OOMKills()
@@ -575,16 +617,25 @@ func (c *cell) usage(u *Usage) (oomKills uint64) {
 	}
 	if c.cg.pids {
 		u.PeakProcesses = readInt(pids + "/pids.peak")
-		// On the hybrid layout the forking thread was in the pids cgroup
-		// for the fork: a peak no higher than the count as it left is
-		// that moment's, which counted the thread. (A command that forks
-		// that many within microseconds of its start and once more later
-		// is reported one short.)
-		if c.forkPeak > 0 && u.PeakProcesses <= c.forkPeak {
-			u.PeakProcesses = max(c.forkPeak-1, 1)
+		if c.v1 != nil {
+			u.PeakProcesses = c.v1PeakProcesses(u.PeakProcesses)
 		}
 	}
 	return oomKills
+}
+
+// v1PeakProcesses is the command's peak process count on the hybrid
+// layout, from run, the peak of the cell's child r. r misses processes
+// that ended before they were moved into it (a command that is over before
+// the forking thread runs again), and the kernel raises its peak for a
+// fork that the cell's limit then refuses; the cell's own peak counted the
+// forking thread (or a process that was moving) once more. So: r's, at
+// most the limit, at least the cell's less one, and at least one.
+func (c *cell) v1PeakProcesses(run int64) int64 {
+	if l := c.limits.Pids; l > 0 {
+		run = min(run, l)
+	}
+	return max(run, readInt(c.v1path(cgroup1.Pids)+"/pids.peak")-1, 1)
 }
 
 // v1OOMKills is the oom_kill count of the cell's v1 memory cgroup.
@@ -623,6 +674,9 @@ func (c *cell) remove() {
 		c.fd = -1
 	}
 	if c.v1 != nil {
+		if c.cg.pids {
+			_ = rmdirRetry(c.v1path(cgroup1.Pids) + "/" + pidsRun)
+		}
 		_ = c.v1.Delete()
 	}
 	for pause := time.Millisecond; ; pause *= 2 {
@@ -666,7 +720,8 @@ func (cg *cgroups) v1dirs() []string {
 }
 
 // removeTree kills every process in the v2 cgroup dir and below, and
-// removes it and its children, and the v1 directories v1 (and children).
+// removes it and every cgroup under it, and the v1 directories v1 (and
+// theirs).
 func removeTree(dir string, v1 []string) error {
 	_ = writeString(dir+"/cgroup.kill", "1")
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -676,20 +731,32 @@ func removeTree(dir string, v1 []string) error {
 	}
 	var errs []error
 	for _, d := range append([]string{dir}, v1...) {
-		ents, _ := os.ReadDir(d)
-		for _, e := range ents {
-			if e.IsDir() {
-				errs = append(errs, rmdirRetry(filepath.Join(d, e.Name())))
-			}
-		}
-		errs = append(errs, rmdirRetry(d))
+		errs = append(errs, rmdirAll(d))
 	}
 	return errors.Join(errs...)
 }
 
+// rmdirAll removes the cgroup d and every cgroup under it, deepest first
+// (a cgroup's files are the kernel's: only its directories are removed).
+func rmdirAll(d string) error {
+	ents, err := os.ReadDir(d)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() {
+			errs = append(errs, rmdirAll(filepath.Join(d, e.Name())))
+		}
+	}
+	return errors.Join(append(errs, rmdirRetry(d))...)
+}
+
+// rmdirRetry removes the empty cgroup d, giving the kernel a moment for
+// processes that are still dying in it.
 func rmdirRetry(d string) error {
 	var err error
-	for pause := time.Millisecond; pause < 2*time.Second; pause *= 2 {
+	for pause := time.Millisecond; pause < 300*time.Millisecond; pause *= 2 {
 		if err = os.Remove(d); err == nil || errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -698,14 +765,16 @@ func rmdirRetry(d string) error {
 	return fmt.Errorf("remove cgroup %s: %w", d, err)
 }
 
-// sweep removes the directories that runners of processes which no longer
-// exist left in parent (a rexecd killed by SIGKILL, whose guard was killed
-// too): it kills what runs in them first.
-func sweep(parent string, v1 []string) {
+// sweep finds the directories that runners of processes which no longer
+// exist left in parent (a rexecd killed by SIGKILL whose guard was killed
+// too, or that died before its guard could act): it kills what still runs
+// in them at once, and returns them for removal.
+func sweep(parent string) []string {
 	ents, err := os.ReadDir(parent)
 	if err != nil {
-		return
+		return nil
 	}
+	var stale []string
 	for _, e := range ents {
 		pidStr, _, ok := strings.Cut(e.Name(), "-")
 		pid, err := strconv.Atoi(pidStr)
@@ -715,8 +784,27 @@ func sweep(parent string, v1 []string) {
 		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
 			continue // alive (or not ours to ask about)
 		}
-		_ = removeTree(filepath.Join(parent, e.Name()), nil)
+		d := filepath.Join(parent, e.Name())
+		_ = writeString(d+"/cgroup.kill", "1") // v2; v1 has none, and its processes are v2's
+		stale = append(stale, d)
 	}
+	return stale
+}
+
+// removeStale removes what sweep found, in the background.
+func (cg *cgroups) removeStale(dirs []string) {
+	if len(dirs) == 0 {
+		return
+	}
+	cg.bg.Add(1)
+	go func() {
+		defer cg.bg.Done()
+		for _, d := range dirs {
+			if err := removeTree(d, nil); err != nil {
+				cg.log.Warn("cannot remove a cgroup that an earlier rexecd left", "err", err)
+			}
+		}
+	}()
 }
 
 func readString(p string) string {

@@ -23,12 +23,15 @@ func (*cgroups) close() error               { return nil }
 
 type cell struct{}
 
-func (*cell) start(_ *syscall.SysProcAttr, fork func() error) error { return fork() }
-func (*cell) kill()                                                 {}
-func (*cell) populated() bool                                       { return false }
-func (*cell) waitEmpty(time.Duration) bool                          { return true }
-func (*cell) usage(*Usage) uint64                                   { return 0 }
-func (*cell) oomEvents() <-chan struct{}                            { return nil }
-func (*cell) release()                                              {}
+func (*cell) start(_ *syscall.SysProcAttr, fork func() (int, error)) error {
+	_, err := fork()
+	return err
+}
+func (*cell) kill()                        {}
+func (*cell) populated() bool              { return false }
+func (*cell) waitEmpty(time.Duration) bool { return true }
+func (*cell) usage(*Usage) uint64          { return 0 }
+func (*cell) oomEvents() <-chan struct{}   { return nil }
+func (*cell) release()                     {}
 
 func (*cgroups) limitsMemory() bool { return false }

@@ -50,17 +50,22 @@ func accountOf(u *user.User) (*Account, error) {
 	return a, nil
 }
 
-// currentAccount is the account this process runs as. Where the user
-// database does not know it (a container's arbitrary uid), it is made of
-// the ids, $HOME and /bin/sh, as sshd would not: it refuses such a user.
+// currentAccount is the account this process runs as. Its home is this
+// process's $HOME when set (systemd sets it from the unit's user; a test or
+// a container may point it elsewhere), else the passwd entry's. Where the
+// user database does not know the user (a container's arbitrary uid), it is
+// made of the ids, $HOME and /bin/sh.
 func currentAccount() *Account {
+	home, _ := os.UserHomeDir()
 	if u, err := user.Current(); err == nil {
 		if a, err := accountOf(u); err == nil {
 			a.Self = true
+			if home != "" {
+				a.Home = home
+			}
 			return a
 		}
 	}
-	home, _ := os.UserHomeDir()
 	return &Account{Name: strconv.Itoa(os.Getuid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Home: home, Shell: "/bin/sh", Self: true}
 }
 

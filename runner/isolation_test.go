@@ -199,8 +199,8 @@ func TestForkBombStopsAtPidsMax(t *testing.T) {
 	if !strings.Contains(strings.ToLower(msg), "fork") {
 		t.Errorf("stderr does not say fork failed: %q", clipped(msg))
 	}
-	if bomb.Usage.PeakProcesses != limit {
-		t.Errorf("peak processes %d, want the limit %d", bomb.Usage.PeakProcesses, limit)
+	if n := bomb.Usage.PeakProcesses; n > limit || n < 2 {
+		t.Errorf("peak processes %d, want at most the limit %d, and more than one", n, limit)
 	}
 }
 

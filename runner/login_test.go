@@ -42,11 +42,12 @@ func TestLoginEnvironment(t *testing.T) {
 		t.Fatalf("exit %d: %s", res.ExitCode, rec.stderr.String())
 	}
 	env := envOf(rec.stdout.String())
-	home := me.HomeDir
+	// rexecd's own user's home is its $HOME, as systemd sets it.
+	home := os.Getenv("HOME")
 	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
 		home = "/"
 	}
-	want := map[string]string{"HOME": me.HomeDir, "USER": me.Username, "LOGNAME": me.Username, "MAIL": "/var/mail/" + me.Username, "PWD_IS": home}
+	want := map[string]string{"HOME": os.Getenv("HOME"), "USER": me.Username, "LOGNAME": me.Username, "MAIL": "/var/mail/" + me.Username, "PWD_IS": home}
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("%s=%q, want %q", k, env[k], v)

@@ -91,17 +91,16 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 		<-r.slots
 		return nil, err
 	}
-	p, err := r.start(ctx, spec)
+	p, err := r.start(ctx, spec, owner)
 	if err != nil {
 		owner.release()
 		<-r.slots
 		return nil, err
 	}
-	p.owner = owner
 	return p, nil
 }
 
-func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
+func (r *Runner) start(parent context.Context, spec Spec, owner ownerSlot) (*Process, error) {
 	timeout := spec.Timeout
 	if timeout == 0 {
 		timeout = r.opts.MaxTimeout
@@ -121,7 +120,7 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
 	p := &Process{
-		r: r, spec: spec, id: newExecID(), ctx: tctx, acct: acct,
+		r: r, spec: spec, id: newExecID(), ctx: tctx, acct: acct, owner: owner,
 		cancel: func(err error) { cancel(err); tcancel() },
 		chunks: make(chan chunk),
 		events: make(chan event),
@@ -254,7 +253,8 @@ func (p *Process) startPipes() error {
 	// Its own process group, so that one signal reaches the command and
 	// everything it started.
 	p.cmd.SysProcAttr = p.sysProcAttr(&syscall.SysProcAttr{Setpgid: true})
-	if err := p.cell.start(p.cmd.SysProcAttr, p.cmd.Start); err != nil {
+	if err := p.cell.start(p.cmd.SysProcAttr, p.startCmd); err != nil {
+		p.reapFailed()
 		closeAll(closeOnErr)
 		p.stdin = nil
 		return err
@@ -267,6 +267,23 @@ func (p *Process) startPipes() error {
 		})
 	}
 	return nil
+}
+
+// reapFailed reaps a command that started but whose start failed after
+// (the cell killed it).
+func (p *Process) reapFailed() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+}
+
+// startCmd starts the command and returns its pid.
+func (p *Process) startCmd() (int, error) {
+	if err := p.cmd.Start(); err != nil {
+		return 0, err
+	}
+	return p.cmd.Process.Pid, nil
 }
 
 func (p *Process) startTTY() error {
@@ -292,7 +309,8 @@ func (p *Process) startTTY() error {
 	// A session leader (Setsid) with the terminal as its controlling tty
 	// (Setctty, fd 0); a session leader leads its group too.
 	p.cmd.SysProcAttr = p.sysProcAttr(&syscall.SysProcAttr{Setsid: true, Setctty: true})
-	if err := p.cell.start(p.cmd.SysProcAttr, p.cmd.Start); err != nil {
+	if err := p.cell.start(p.cmd.SysProcAttr, p.startCmd); err != nil {
+		p.reapFailed()
 		master.Close()
 		return err
 	}

@@ -22,14 +22,8 @@ const CgroupParent = "rexec-test"
 // returns runner options with cgroups required, under CgroupParent.
 func NeedCgroups(t testing.TB) runner.Options {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: only root (or a delegated cgroup) may create cgroups; run the tests as root to check isolation")
-	}
-	var st unix.Statfs_t
-	v2 := unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC ||
-		unix.Statfs("/sys/fs/cgroup/unified", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
-	if !v2 {
-		t.Skip("needs a cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified; this host has none")
+	if why := CgroupsHere(); why != "" {
+		t.Skip(why)
 	}
 	return runner.Options{Cgroups: runner.CgroupsRequire, CgroupParent: CgroupParent}
 }
@@ -45,45 +39,73 @@ const (
 
 // EnsureAlice makes user Alice (home AliceHome, shell /bin/sh, member of
 // AliceGroup) unless the host has her, and returns her. It skips t where
-// users cannot be made: not root, no useradd. Tests of several packages
-// run at once, so it holds a lock while it looks and makes.
+// users cannot be made: not root, no useradd.
 func EnsureAlice(t testing.TB) *user.User {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs commands as another user, who is made with useradd")
+	u, skip, err := MakeAlice()
+	if skip != "" {
+		t.Skip(skip)
 	}
-	if u, err := user.Lookup(Alice); err == nil {
-		return u
-	}
-	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skip("needs useradd (Debian's passwd package) to make the test user " + Alice)
-	}
-	lock, err := os.OpenFile(os.TempDir()+"/rexec-testuser.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
+	return u
+}
+
+// MakeAlice is EnsureAlice without a test: it returns why it cannot make
+// her (skip), or what failed. Tests of several packages run at once, so it
+// holds a lock while it looks and makes.
+func MakeAlice() (u *user.User, skip string, err error) {
+	if os.Geteuid() != 0 {
+		return nil, "needs root: runs commands as another user, who is made with useradd", nil
 	}
 	if u, err := user.Lookup(Alice); err == nil {
-		return u
+		return u, "", nil
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		return nil, "needs useradd (Debian's passwd package) to make the test user " + Alice, nil
+	}
+	lock, err := os.OpenFile(os.TempDir()+"/rexec-testuser.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, "", err
+	}
+	if u, err := user.Lookup(Alice); err == nil {
+		return u, "", nil
 	}
 	if _, err := user.LookupGroup(AliceGroup); err != nil {
 		if out, err := exec.Command("groupadd", AliceGroup).CombinedOutput(); err != nil {
-			t.Fatalf("groupadd %s: %v: %s", AliceGroup, err, out)
+			return nil, "", fmt.Errorf("groupadd %s: %v: %s", AliceGroup, err, out)
 		}
 	}
 	out, err := exec.Command("useradd", "--create-home", "--home-dir", AliceHome, "--shell", "/bin/sh",
 		"--groups", AliceGroup, Alice).CombinedOutput()
 	if err != nil && !strings.Contains(string(out), "already exists") {
-		t.Fatalf("useradd %s: %v: %s", Alice, err, out)
+		return nil, "", fmt.Errorf("useradd %s: %v: %s", Alice, err, out)
 	}
-	u, err := user.Lookup(Alice)
+	u, err = user.Lookup(Alice)
 	if err != nil {
-		t.Fatalf("user %s after useradd: %v", Alice, err)
+		return nil, "", fmt.Errorf("user %s after useradd: %v", Alice, err)
 	}
-	return u
+	return u, "", nil
+}
+
+// CgroupsHere says why commands cannot get cgroups of their own on this
+// host ("" when they can): not root, or no cgroup v2 hierarchy.
+func CgroupsHere() string {
+	if os.Geteuid() != 0 {
+		return "needs root: only root (or a delegated cgroup) may create cgroups; run the tests as root to check isolation"
+	}
+	var st unix.Statfs_t
+	v2 := unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC ||
+		unix.Statfs("/sys/fs/cgroup/unified", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+	if !v2 {
+		return "needs a cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified; this host has none"
+	}
+	return ""
 }
 
 // CgroupOf is the cgroup of pid in the hierarchy of controller ("" for

@@ -70,9 +70,16 @@ func StartServer(t testing.TB, o Options) *Server {
 		o.Runner.DrainGrace = 500 * time.Millisecond
 	}
 	o.Runner.Audit = log.With("log", "audit")
+	o.Runner.Logger = log
 	ring := interceptors.NewKeyRing(keys)
 	cfg := o.Server
 	cfg.Runner = runner.New(o.Runner)
+	// First registered, so run last: after both transports have stopped.
+	t.Cleanup(func() {
+		if err := cfg.Runner.Close(); err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 	cfg.Verifier = interceptors.NewVerifier(ring, o.Verifier)
 	cfg.Logger = log
 	srv := server.New(cfg)
