@@ -116,6 +116,8 @@ func errorFrame(err error) *Error {
 		return &Error{CodeUnauthenticated, revoked.Error()}
 	case errors.As(err, &idle):
 		return &Error{CodeUnavailable, idle.Error()}
+	case errors.Is(err, runner.ErrTooManyForOwner):
+		return &Error{CodeResourceExhausted, err.Error() + " (the key's max= in the server's key file): retry later"}
 	case errors.Is(err, runner.ErrTooManyCommands):
 		return &Error{CodeResourceExhausted, err.Error() + " (the server's --max-concurrent): retry later"}
 	case errors.Is(err, runner.ErrShutdown):

@@ -35,6 +35,33 @@ type Command struct {
 	// Stdin says stdin frames follow (ended by stdin-close); by default the
 	// command's stdin is /dev/null.
 	Stdin bool `json:"stdin,omitempty"`
+	// Limits are the command's resource limits, each at most its key's.
+	Limits *CommandLimits `json:"limits,omitempty"`
+}
+
+// CommandLimits are a command's resource limits, as RunRequest.limits: zero
+// or absent means the key's.
+type CommandLimits struct {
+	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
+	Pids        uint64 `json:"pids,omitempty"`
+	MilliCPU    uint64 `json:"milli_cpu,omitempty"`
+	NoFile      uint64 `json:"nofile,omitempty"`
+	FSizeBytes  uint64 `json:"fsize_bytes,omitempty"`
+}
+
+// proto is l as the gRPC API carries it, nil for none.
+func (l *CommandLimits) proto() *rexecv1.Limits {
+	if l == nil {
+		return nil
+	}
+	return &rexecv1.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, MilliCpu: l.MilliCPU, Nofile: l.NoFile, FsizeBytes: l.FSizeBytes}
+}
+
+func limitsOf(l *rexecv1.Limits) *CommandLimits {
+	if l == nil {
+		return nil
+	}
+	return &CommandLimits{MemoryBytes: l.GetMemoryBytes(), Pids: l.GetPids(), MilliCPU: l.GetMilliCpu(), NoFile: l.GetNofile(), FSizeBytes: l.GetFsizeBytes()}
 }
 
 // commandFromRequest is the command frame for req. The protocol counts the
@@ -47,6 +74,7 @@ func commandFromRequest(req *rexecv1.RunRequest) (Command, error) {
 		Shell: req.GetShell(), Argv: req.GetArgv(), Env: req.GetEnv(), Dir: req.GetDir(),
 		MaxOutput: int64(min(req.GetMaxOutputBytes(), math.MaxInt64)),
 		Stdin:     len(req.GetStdin()) > 0,
+		Limits:    limitsOf(req.GetLimits()),
 	}
 	if t := req.GetTimeout(); t != nil {
 		if err := t.CheckValid(); err != nil {
@@ -65,13 +93,14 @@ func commandFromRequest(req *rexecv1.RunRequest) (Command, error) {
 }
 
 // commandFields are the command object's field names, for error messages.
-const commandFields = "shell, argv, env, dir, timeout_ms, max_output, stdin"
+const commandFields = "shell, argv, env, dir, timeout_ms, max_output, stdin, limits (memory_bytes, pids, milli_cpu, nofile, fsize_bytes)"
 
 // maxTimeoutMS is the largest timeout_ms a time.Duration holds.
 const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
 
-// decodeCommand parses a command payload into a runner spec; the runner
-// checks the spec against its limits.
+// decodeCommand parses a command payload into a runner spec, and the
+// limits it asks for (nil for none), which the server checks against its
+// key's; the runner checks the spec against its own limits.
 //
 // The parse is strict, where encoding/json is lenient in four ways that
 // each let a client believe a command was understood when it was not:
@@ -82,26 +111,26 @@ const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
 // (encoding/json silently turns both into U+FFFD, so a command would act on
 // another file name than the one sent). go-json-experiment/json, the
 // package encoding/json/v2 comes from, does all four by default.
-func decodeCommand(payload []byte) (runner.Spec, bool, error) {
+func decodeCommand(payload []byte) (runner.Spec, *rexecv1.Limits, error) {
 	var c Command
 	if b := bytes.TrimLeft(payload, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return runner.Spec{}, false, &runner.FieldError{Field: "command", Problem: "not a JSON object: send {\"shell\": ...} or {\"argv\": [...]}"}
+		return runner.Spec{}, nil, &runner.FieldError{Field: "command", Problem: "not a JSON object: send {\"shell\": ...} or {\"argv\": [...]}"}
 	}
 	if err := json.Unmarshal(payload, &c, json.RejectUnknownMembers(true)); err != nil {
-		return runner.Spec{}, false, commandError(err)
+		return runner.Spec{}, nil, commandError(err)
 	}
 	switch {
 	case c.TimeoutMS < 0:
-		return runner.Spec{}, false, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("negative (%d): give a number of milliseconds, or 0 for the server's maximum", c.TimeoutMS)}
+		return runner.Spec{}, nil, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("negative (%d): give a number of milliseconds, or 0 for the server's maximum", c.TimeoutMS)}
 	case c.TimeoutMS > maxTimeoutMS:
-		return runner.Spec{}, false, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("%d is too large (at most %d)", c.TimeoutMS, maxTimeoutMS)}
+		return runner.Spec{}, nil, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("%d is too large (at most %d)", c.TimeoutMS, maxTimeoutMS)}
 	}
 	return runner.Spec{
 		Shell: c.Shell, Argv: c.Argv, Env: c.Env, Dir: c.Dir,
 		Timeout:   time.Duration(c.TimeoutMS) * time.Millisecond,
 		MaxOutput: c.MaxOutput,
 		OpenStdin: c.Stdin,
-	}, c.Stdin, nil
+	}, c.Limits.proto(), nil
 }
 
 // commandError turns a JSON decoding error into one naming the field that is
@@ -119,6 +148,10 @@ func commandError(err error) *runner.FieldError {
 		switch sem.GoType.String() {
 		case "int64":
 			want = "an integer"
+		case "uint64":
+			want = "an integer of at least 0"
+		case "*rawsock.CommandLimits":
+			want = "an object"
 		case "[]string":
 			want = "an array of strings"
 		}
@@ -169,23 +202,35 @@ func fieldOf(p jsontext.Pointer) string {
 // ExitLen is the length of an exit frame's payload that this version writes.
 // A reader takes any record of at least exitLenV1 bytes and ignores bytes past
 // the fields it knows, so that fields can be appended.
-const ExitLen = 40
+const ExitLen = 80
 
-// exitLenV1 is the first version's record, without the sent signal.
-const exitLenV1 = 39
+// exitLenV1 is the first version's record, without the sent signal;
+// exitLenV2 the second's, without the usage.
+const (
+	exitLenV1 = 39
+	exitLenV2 = 40
+)
 
 // exit flag bits
-const flagOutputIncomplete = 1
+const (
+	flagOutputIncomplete = 1
+	flagUsageCgroup      = 2 // the usage is the command's cgroup's
+)
 
 // appendExit encodes how a command ended:
 //
 //	int32 exit code (-1 when a signal killed it) | uint8 signal | uint8 reason |
 //	uint8 flags | uint64 duration ns | uint64 dropped | uint64 stdout bytes | uint64 stderr bytes |
-//	uint8 signal rexec sent to end it
+//	uint8 signal rexec sent to end it |
+//	uint64 user CPU ns | uint64 system CPU ns | uint64 peak memory bytes | uint64 peak processes |
+//	uint64 memory limit bytes
 func appendExit(dst []byte, r *runner.Result) []byte {
 	var flags byte
 	if r.OutputIncomplete {
 		flags |= flagOutputIncomplete
+	}
+	if r.Usage.Cgroup {
+		flags |= flagUsageCgroup
 	}
 	be := binary.BigEndian
 	dst = be.AppendUint32(dst, uint32(int32(r.ExitCode)))
@@ -194,7 +239,12 @@ func appendExit(dst []byte, r *runner.Result) []byte {
 	dst = be.AppendUint64(dst, uint64(r.Dropped))
 	dst = be.AppendUint64(dst, uint64(r.StdoutBytes))
 	dst = be.AppendUint64(dst, uint64(r.StderrBytes))
-	return append(dst, byte(r.SentSignal))
+	dst = append(dst, byte(r.SentSignal))
+	dst = be.AppendUint64(dst, uint64(r.Usage.UserCPU))
+	dst = be.AppendUint64(dst, uint64(r.Usage.SystemCPU))
+	dst = be.AppendUint64(dst, uint64(max(r.Usage.PeakMemory, 0)))
+	dst = be.AppendUint64(dst, uint64(max(r.Usage.PeakProcesses, 0)))
+	return be.AppendUint64(dst, uint64(max(r.Limits.Memory, 0)))
 }
 
 // decodeExit is appendExit's inverse, into the message the gRPC client
@@ -217,9 +267,21 @@ func decodeExit(p []byte) (*rexecv1.Exited, error) {
 	e.DroppedBytes = be.Uint64(p[15:23])
 	e.StdoutBytes = be.Uint64(p[23:31])
 	e.StderrBytes = be.Uint64(p[31:39])
-	if len(p) > 39 {
+	if len(p) >= exitLenV2 {
 		e.SentSignalNumber = int32(p[39])
 		e.SentSignal = runner.SignalName(int(p[39]))
+	}
+	if len(p) >= ExitLen {
+		e.Usage = &rexecv1.Usage{
+			UserCpu:         durationpb.New(time.Duration(be.Uint64(p[40:48]))),
+			SystemCpu:       durationpb.New(time.Duration(be.Uint64(p[48:56]))),
+			PeakMemoryBytes: be.Uint64(p[56:64]),
+			PeakProcesses:   be.Uint64(p[64:72]),
+			Cgroup:          p[6]&flagUsageCgroup != 0,
+		}
+		if reason == runner.ReasonOOM {
+			e.Message = runner.OOMMessage(int64(min(be.Uint64(p[72:80]), math.MaxInt64)))
+		}
 	}
 	return e, nil
 }

@@ -35,6 +35,9 @@ func vectors() []vector {
 	exit7 := appendExit(nil, &runner.Result{ExitCode: 7, Reason: runner.ReasonExited, Duration: 4500 * time.Microsecond, StdoutBytes: 3, StderrBytes: 4})
 	exitTerm := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 15, Reason: runner.ReasonTimeout, Duration: 2 * time.Second, SentSignal: 15})
 	exitTrapped := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, Duration: 1 * time.Second, SentSignal: 15})
+	exitOOM := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 9, Reason: runner.ReasonOOM, Duration: 300 * time.Millisecond, SentSignal: 9,
+		Usage:  runner.Usage{UserCPU: 120 * time.Millisecond, SystemCPU: 80 * time.Millisecond, PeakMemory: 64 << 20, PeakProcesses: 3, Cgroup: true},
+		Limits: runner.Limits{Memory: 64 << 20}})
 	return []vector{
 		{"server hello", append([]byte{Version}, challenge[:]...)},
 		{"client answer", appendAnswer(nil, "ops", proof)},
@@ -52,6 +55,7 @@ func vectors() []vector {
 		{"exit 7", frame(TypeExit, exit7)},
 		{"exit by signal", frame(TypeExit, exitTerm)},
 		{"exit after TERM", frame(TypeExit, exitTrapped)},
+		{"exit by OOM", frame(TypeExit, exitOOM)},
 		{"error", frame(TypeError, (&Error{CodeFailedPrecondition, `dir: "/nope": no such directory on the server`}).payload())},
 	}
 }
@@ -132,8 +136,16 @@ func TestVectorExitDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := map[string]int{"exit 7": 7, "exit by signal": 143, "exit after TERM": 143}[v.name]; shellStatus(e) != want {
+		if want := map[string]int{"exit 7": 7, "exit by signal": 143, "exit after TERM": 143, "exit by OOM": 137}[v.name]; shellStatus(e) != want {
 			t.Errorf("%s: status %d, want %d", v.name, shellStatus(e), want)
+		}
+		if v.name == "exit by OOM" {
+			u := e.GetUsage()
+			if e.GetReason() != rexecv1.EndReason_END_REASON_OOM || u.GetUserCpu().AsDuration() != 120*time.Millisecond ||
+				u.GetSystemCpu().AsDuration() != 80*time.Millisecond || u.GetPeakMemoryBytes() != 64<<20 || u.GetPeakProcesses() != 3 || !u.GetCgroup() ||
+				!strings.Contains(e.GetMessage(), "memory limit of 64.0 MiB (memory=64M)") {
+				t.Errorf("exit by OOM decoded as %v", e)
+			}
 		}
 	}
 }
@@ -150,22 +162,26 @@ func shellStatus(e *rexecv1.Exited) int {
 }
 
 // TestExitRecordVersions: a reader takes the first version's 39-byte record
-// (no sent signal) and a longer one from a newer server (bytes past the
-// fields it knows are ignored); a shorter one is an error.
+// (no sent signal), the second's 40 bytes (no usage) and a longer one from a
+// newer server (bytes past the fields it knows are ignored); a shorter one
+// is an error.
 func TestExitRecordVersions(t *testing.T) {
-	rec := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, SentSignal: 9, StderrBytes: 5})
-	if len(rec) != ExitLen || ExitLen != 40 {
-		t.Fatalf("record of %d bytes, ExitLen %d, want 40", len(rec), ExitLen)
+	rec := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, SentSignal: 9, StderrBytes: 5,
+		Usage: runner.Usage{UserCPU: time.Second, PeakProcesses: 2}})
+	if len(rec) != ExitLen || ExitLen != 80 {
+		t.Fatalf("record of %d bytes, ExitLen %d, want 80", len(rec), ExitLen)
 	}
 	for _, tc := range []struct {
 		name   string
 		p      []byte
 		sent   int32
 		status int
+		usage  bool
 	}{
-		{"v1, 39 bytes", rec[:39], 0, 0},
-		{"this version", rec, 9, 137},
-		{"a newer one", append(append([]byte{}, rec...), 1, 2, 3), 9, 137},
+		{"v1, 39 bytes", rec[:39], 0, 0, false},
+		{"v2, 40 bytes", rec[:40], 9, 137, false},
+		{"this version", rec, 9, 137, true},
+		{"a newer one", append(append([]byte{}, rec...), 1, 2, 3), 9, 137, true},
 	} {
 		e, err := decodeExit(tc.p)
 		if err != nil {
@@ -173,6 +189,9 @@ func TestExitRecordVersions(t *testing.T) {
 		}
 		if e.GetSentSignalNumber() != tc.sent || shellStatus(e) != tc.status || e.GetStderrBytes() != 5 {
 			t.Errorf("%s: %v, want sent signal %d, status %d", tc.name, e, tc.sent, tc.status)
+		}
+		if got := e.GetUsage().GetUserCpu().AsDuration() == time.Second && e.GetUsage().GetPeakProcesses() == 2; got != tc.usage {
+			t.Errorf("%s: usage %v, want it decoded: %v", tc.name, e.GetUsage(), tc.usage)
 		}
 	}
 	if _, err := decodeExit(rec[:38]); err == nil {

@@ -1,0 +1,210 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/testenv"
+	"github.com/rexec/rexec/rawsock"
+)
+
+// keyTransports is transports for key: gRPC, and the raw socket (a
+// connection per call, as the CLI makes).
+func keyTransports(t *testing.T, srv *testenv.Server, key *interceptors.Key) []transport {
+	g := srv.Client(t, key)
+	return []transport{
+		{"grpc", g.Run, g.Echo},
+		{"raw", func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+			c, err := rawsock.Dial(ctx, srv.RawAddr, key)
+			if err != nil {
+				return nil, err
+			}
+			defer c.Close()
+			return c.Run(ctx, req, stdout, stderr)
+		}, nil},
+	}
+}
+
+// codeOf is the gRPC code of err, or the raw error frame's as gRPC names it.
+func codeOf(err error) codes.Code {
+	var re *rawsock.Error
+	if errors.As(err, &re) {
+		return map[rawsock.Code]codes.Code{
+			rawsock.CodeInvalidArgument: codes.InvalidArgument, rawsock.CodeFailedPrecondition: codes.FailedPrecondition,
+			rawsock.CodeResourceExhausted: codes.ResourceExhausted,
+		}[re.Code]
+	}
+	return status.Code(err)
+}
+
+func newKey(t *testing.T, id, options string) *interceptors.Key {
+	t.Helper()
+	k, err := interceptors.GenerateKey(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := interceptors.ParseKeys([]byte(k.Line() + " exec,session,echo " + options))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys[0]
+}
+
+// TestIsolationOverBothTransports: with cgroups, on gRPC and the raw socket
+// alike, a command's usage comes back in exited (and in the audit line), a
+// memory hog ends with OOM naming its limit and 137, a setsid escapee dies
+// with its call, a request may not ask for more than its key allows, and a
+// user= key's command runs as that user.
+func TestIsolationOverBothTransports(t *testing.T) {
+	opts := testenv.NeedCgroups(t)
+	testenv.EnsureAlice(t)
+	alice := newKey(t, "alice", "user="+testenv.Alice+" memory=64M pids=100")
+	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: opts, ExtraKeys: []*interceptors.Key{alice}})
+	ctx := context.Background()
+	for _, tr := range keyTransports(t, srv, srv.Key) {
+		t.Run(tr.name, func(t *testing.T) {
+			ex, err := tr.run(ctx, &rexecv1.RunRequest{Shell: "sleep 0.2 & sleep 0.2 & wait"}, io.Discard, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := ex.GetUsage()
+			if !u.GetCgroup() || u.GetPeakProcesses() != 3 || u.GetPeakMemoryBytes() == 0 {
+				t.Errorf("usage %v: want the cgroup's, 3 processes, some memory", u)
+			}
+
+			var stderr bytes.Buffer
+			ex, err = tr.run(ctx, &rexecv1.RunRequest{Shell: "head -c 100M /dev/zero | tail", Limits: &rexecv1.Limits{MemoryBytes: 16 << 20},
+				Timeout: durationpb.New(30 * time.Second)}, io.Discard, &stderr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ex.GetReason() != rexecv1.EndReason_END_REASON_OOM || ex.GetSentSignalNumber() != 9 ||
+				!strings.Contains(ex.GetMessage(), "memory limit of 16.0 MiB (memory=16M)") {
+				t.Errorf("a memory hog: reason %v, sent %d, message %q; want OOM, KILL, the limit", ex.GetReason(), ex.GetSentSignalNumber(), ex.GetMessage())
+			}
+
+			var out bytes.Buffer
+			if _, err := tr.run(ctx, &rexecv1.RunRequest{Shell: escapee}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			pid, _ := strconv.Atoi(strings.TrimSpace(out.String()))
+			if pid == 0 || procAlive(pid) {
+				t.Errorf("the setsid escapee %q outlived its call", out.String())
+			}
+		})
+	}
+	for _, tr := range keyTransports(t, srv, alice) {
+		t.Run(tr.name+"/user", func(t *testing.T) {
+			var out bytes.Buffer
+			ex, err := tr.run(ctx, &rexecv1.RunRequest{Shell: "id -un; pwd", Limits: &rexecv1.Limits{Pids: 10}}, &out, io.Discard)
+			if err != nil || ex.GetExitCode() != 0 {
+				t.Fatalf("%v %v", ex, err)
+			}
+			if want := testenv.Alice + "\n" + testenv.AliceHome + "\n"; out.String() != want {
+				t.Errorf("stdout %q, want %q", out.String(), want)
+			}
+			_, err = tr.run(ctx, &rexecv1.RunRequest{Shell: "true", Limits: &rexecv1.Limits{MemoryBytes: 1 << 30}}, io.Discard, io.Discard)
+			if codeOf(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "limits.memory_bytes: 1073741824 is over the key's limit, memory=64M") {
+				t.Errorf("over the key's memory: %v", err)
+			}
+		})
+	}
+	audit := srv.Log.String()
+	for _, want := range []string{"peak_processes=3", "user=" + testenv.Alice, "reason=oom"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("the audit log has no %s", want)
+		}
+	}
+}
+
+// escapee prints the pid of a sleep that left the command's process group
+// and session, and holds nothing of its output.
+const escapee = `setsid sleep 300 >/dev/null 2>&1 & echo $!`
+
+// TestForkBombLeavesServerServing: a fork bomb held at its pids limit does
+// not stop the server: echo answers and other commands run meanwhile.
+func TestForkBombLeavesServerServing(t *testing.T) {
+	opts := testenv.NeedCgroups(t)
+	srv := testenv.StartServer(t, testenv.Options{Runner: opts})
+	c := srv.Client(t, nil)
+	ctx := context.Background()
+	bomb := make(chan *rexecv1.Exited, 1)
+	go func() {
+		ex, _ := c.Run(ctx, &rexecv1.RunRequest{Shell: `b() { b & b & wait; }; b`, Limits: &rexecv1.Limits{Pids: 32},
+			Timeout: durationpb.New(3 * time.Second)}, io.Discard, io.Discard)
+		bomb <- ex
+	}()
+	time.Sleep(500 * time.Millisecond)
+	for i := range 5 {
+		if got, err := c.Echo(ctx, "still here", false); err != nil || got != "still here" {
+			t.Errorf("echo %d during the bomb: %q %v", i, got, err)
+		}
+		var out bytes.Buffer
+		if ex, err := c.Run(ctx, &rexecv1.RunRequest{Shell: "echo ok"}, &out, io.Discard); err != nil || ex.GetExitCode() != 0 || out.String() != "ok\n" {
+			t.Errorf("a command during the bomb: %v %v %q", ex, err, out.String())
+		}
+	}
+	if ex := <-bomb; ex == nil || ex.GetUsage().GetPeakProcesses() > 32 {
+		t.Errorf("the bomb: %v, want at most 32 processes at once", ex)
+	}
+}
+
+// TestKeyMaxAndLimitsWithoutCgroups (no root needed): max=N refuses a key's
+// N+1st command with ResourceExhausted naming max=, on both transports,
+// while other keys run; and a server without cgroups refuses a memory limit
+// as FailedPrecondition rather than run the command unlimited.
+func TestKeyMaxAndLimitsWithoutCgroups(t *testing.T) {
+	ci := newKey(t, "ci", "max=1")
+	srv := testenv.StartServer(t, testenv.Options{Raw: true, ExtraKeys: []*interceptors.Key{ci}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	trs := keyTransports(t, srv, ci)
+	started := make(chan struct{})
+	go func() {
+		var once sync.Once
+		_, _ = trs[0].run(ctx, &rexecv1.RunRequest{Shell: "echo up; sleep 30"}, writerFunc(func(p []byte) (int, error) {
+			once.Do(func() { close(started) })
+			return len(p), nil
+		}), io.Discard)
+	}()
+	<-started
+	for _, tr := range trs {
+		_, err := tr.run(context.Background(), &rexecv1.RunRequest{Shell: "true"}, io.Discard, io.Discard)
+		if codeOf(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), `key "ci" runs 1 of its max=1`) {
+			t.Errorf("%s: the key's second command: %v", tr.name, err)
+		}
+	}
+	for _, tr := range keyTransports(t, srv, srv.Key) {
+		if ex, err := tr.run(context.Background(), &rexecv1.RunRequest{Shell: "true"}, io.Discard, io.Discard); err != nil || ex.GetExitCode() != 0 {
+			t.Errorf("%s: another key's command: %v %v", tr.name, ex, err)
+		}
+		_, err := tr.run(context.Background(), &rexecv1.RunRequest{Shell: "true", Limits: &rexecv1.Limits{MemoryBytes: 64 << 20}}, io.Discard, io.Discard)
+		if codeOf(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "limits.memory_bytes") || !strings.Contains(err.Error(), "without cgroups") {
+			t.Errorf("%s: a memory limit without cgroups: %v", tr.name, err)
+		}
+	}
+}
+
+// procAlive reports whether pid runs (exists and is not a zombie).
+func procAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || len(b) < i+3 || b[i+2] != 'Z'
+}
