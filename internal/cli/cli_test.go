@@ -47,7 +47,20 @@ func TestScripts(t *testing.T) {
 			e.Setenv("REXEC_ADDR", "")
 			e.Setenv("REXEC_KEY_FILE", "")
 			e.Setenv("REXEC_RAW_ADDR", "")
+			e.Setenv("LANG", "")
 			return nil
+		},
+		// [cgroups]: root with a cgroup v2 hierarchy. [alice]: the test
+		// user testenv.Alice exists, made here if need be (root, useradd).
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "cgroups":
+				return testenv.CgroupsHere() == "", nil
+			case "alice":
+				_, skip, err := testenv.MakeAlice()
+				return skip == "" && err == nil, err
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// sleep DURATION
@@ -90,6 +103,7 @@ func TestScripts(t *testing.T) {
 			},
 			// ttyrun: run a command on a pseudo-terminal, typing as a user would (ttyrun_test.go).
 			"ttyrun": ttyRun,
+
 			// waitaddr FILE [VAR]: wait for rexecd's --addr-file, then point
 			// REXEC_ADDR (or VAR) at it.
 			"waitaddr": func(ts *testscript.TestScript, neg bool, args []string) {

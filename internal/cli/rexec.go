@@ -30,10 +30,13 @@ const usage = `usage: rexec [--addr HOST:PORT] [--raw-addr HOST:PORT] [--key-fil
              [--tls-ca F [--tls-cert F --tls-key F]] COMMAND [ARGS]
 
 commands:
-  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [-t] [-n] [--raw] -- CMD [ARG...]
+  run [--timeout D] [--env K=V]... [--dir D] [--max-output N] [--limit NAME=VALUE]... [--usage]
+      [-t] [-n] [--raw] -- CMD [ARG...]
         run CMD on the server; one word runs through /bin/sh -c, several are an exact argv;
         stdin streams to CMD (-n: no stdin), -t gives it a pseudo-terminal;
-        --raw goes over the raw socket transport instead of gRPC (stdin streams too; no -t)
+        --raw goes over the raw socket transport instead of gRPC (stdin streams too; no -t);
+        --limit memory=512M, pids=N, cpu=1.5, nofile=N, fsize=1G: at most the key's;
+        --usage prints what CMD used (CPU, peak memory and processes) on stderr
   shell
         a ">> " prompt: each line runs on the server, its status shown when nonzero
   echo [--upper] [--stream] [--raw] MSG...
@@ -143,6 +146,8 @@ type command struct {
 	env  Env
 	name string
 	key  *interceptors.Key
+	// usage: run --usage, print the command's usage on stderr at the end.
+	usage bool
 }
 
 func (c *command) flags() *flag.FlagSet {
@@ -234,6 +239,45 @@ func signalContext() (context.Context, func() syscall.Signal, func()) {
 	return ctx, func() syscall.Signal { <-done; return got }, func() { signal.Stop(ch); cancel(); <-done }
 }
 
+// limitList collects --limit NAME=VALUE flags, in the key file's syntax.
+type limitList struct{ l interceptors.Limits }
+
+func (f *limitList) String() string { return "" }
+func (f *limitList) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("%q is not NAME=VALUE (names: %s)", v, interceptors.LimitNames())
+	}
+	return f.l.SetLimit(name, value)
+}
+
+// proto is the request's Limits message, nil when no limit was given.
+func (f *limitList) proto() *rexecv1.Limits {
+	if f.l.IsZero() {
+		return nil
+	}
+	return &rexecv1.Limits{MemoryBytes: uint64(f.l.Memory), Pids: uint64(f.l.Pids), MilliCpu: uint64(f.l.MilliCPU),
+		Nofile: uint64(f.l.NoFile), FsizeBytes: uint64(f.l.FSize)}
+}
+
+// localeVars are the variables the client sends for the command's
+// environment: Debian's ssh_config has `SendEnv LANG LC_*`. (The server
+// starts commands with a login's environment, none of its own.)
+var localeVars = []string{"LANG", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY",
+	"LC_MESSAGES", "LC_PAPER", "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION"}
+
+// localeEnv is the locale variables set in the client's environment, as
+// KEY=VALUE entries; --env entries come after them and override them.
+func localeEnv(getenv func(string) string) []string {
+	var env []string
+	for _, k := range localeVars {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
 type envList []string
 
 func (e *envList) String() string { return strings.Join(*e, ",") }
@@ -251,8 +295,11 @@ func (c *command) run(args []string) int {
 	dir := fs.String("dir", "", "working directory on the server")
 	maxOut := fs.Uint64("max-output", 0, "forward at most this many output bytes; the rest is counted (default: the server's maximum)")
 	raw := fs.Bool("raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
+	usage := fs.Bool("usage", false, "print what the command used (CPU time, peak memory, peak processes) on stderr at the end")
 	var env envList
-	fs.Var(&env, "env", "KEY=VALUE for the command's environment (repeatable)")
+	fs.Var(&env, "env", "KEY=VALUE for the command's environment (repeatable); LANG and LC_* are sent as ssh's SendEnv does")
+	var limits limitList
+	fs.Var(&limits, "limit", "a resource limit, NAME=VALUE as in the key file: memory=512M, pids=N, cpu=1.5, nofile=N, fsize=1G (repeatable; at most the key's)")
 	var so sessionOpts
 	fs.BoolVar(&so.tty, "t", false, "run the command on a pseudo-terminal (Ctrl-C and every key go to it)")
 	fs.BoolVar(&so.noStdin, "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
@@ -262,7 +309,8 @@ func (c *command) run(args []string) int {
 	if fs.NArg() == 0 {
 		return c.fail(errors.New("run: no command given: rexec run -- CMD [ARG...]"))
 	}
-	req := &rexecv1.RunRequest{Env: env, Dir: *dir, MaxOutputBytes: *maxOut}
+	c.usage = *usage
+	req := &rexecv1.RunRequest{Env: append(localeEnv(c.env.Getenv), env...), Dir: *dir, MaxOutputBytes: *maxOut, Limits: limits.proto()}
 	if fs.NArg() == 1 {
 		req.Shell = fs.Arg(0)
 	} else {
@@ -314,12 +362,21 @@ func (c *command) report(e *rexecv1.Exited) int {
 		fmt.Fprintf(c.env.Stderr, "rexec: command timed out after %v and was killed\n", e.GetDuration().AsDuration().Round(time.Millisecond))
 	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
 		fmt.Fprintln(c.env.Stderr, "rexec: the server shut down and killed the command")
+	case e.GetReason() == rexecv1.EndReason_END_REASON_OOM:
+		msg := e.GetMessage()
+		if msg == "" {
+			msg = "out of memory: the kernel's OOM killer ended the command at its memory limit"
+		}
+		fmt.Fprintf(c.env.Stderr, "rexec: %s\n", msg)
 	}
 	if e.GetDroppedBytes() > 0 {
 		fmt.Fprintf(c.env.Stderr, "rexec: output budget reached: %d bytes dropped\n", e.GetDroppedBytes())
 	}
 	if e.GetOutputIncomplete() {
 		fmt.Fprintln(c.env.Stderr, "rexec: the command exited but a background process held its output open; the rest was not read")
+	}
+	if c.usage {
+		fmt.Fprintln(c.env.Stderr, usageLine(e))
 	}
 	return client.ExitStatus(e)
 }

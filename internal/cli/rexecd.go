@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,9 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// RequireUser refuses a key file with a key that may run commands but
+	// has no user= (--require-user).
+	RequireUser bool
 }
 
 // Rexecd runs the rexecd command line and returns its exit status.
@@ -82,6 +86,18 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
 	fs.DurationVar(&cfg.RawIdleTimeout, "raw-idle-timeout", rawsock.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
+	cgroups := fs.String("cgroups", string(runner.CgroupsAuto), "a cgroup per command: auto (where rexecd may create them; else process groups, logged), off, or require (refuse to start without)")
+	fs.StringVar(&cfg.Runner.CgroupParent, "cgroup-parent", "rexec", "the cgroup the commands' cgroups go under, created if needed: absolute (/rexec), or relative to rexecd's own cgroup")
+	fs.Func("env-from-daemon", "NAME[,NAME...]: variables of rexecd's environment every command gets too (commands start with a login's environment, none of rexecd's)", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n == "" || strings.ContainsAny(n, "= \x00") {
+				return fmt.Errorf("%q is not a variable name", n)
+			}
+			cfg.Runner.EnvFromDaemon = append(cfg.Runner.EnvFromDaemon, n)
+		}
+		return nil
+	})
+	fs.BoolVar(&cfg.RequireUser, "require-user", false, "refuse a key file in which a key that may run commands (exec, session) has no user=")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -90,6 +106,12 @@ func parseDaemonFlags(args []string, env Env) (DaemonConfig, error) {
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		return cfg, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+	}
+	switch m := runner.CgroupMode(*cgroups); m {
+	case runner.CgroupsAuto, runner.CgroupsOff, runner.CgroupsRequire:
+		cfg.Runner.Cgroups = m
+	default:
+		return cfg, fmt.Errorf("--cgroups %q: want auto, off or require", *cgroups)
 	}
 	return cfg, nil
 }
@@ -146,7 +168,11 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log}
+	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log, requireUser: cfg.RequireUser,
+		euid: os.Geteuid(), canSetUID: canSetUID()}
+	if err := reload.refuse(keys); err != nil {
+		return err
+	}
 	reload.started(keys)
 	cfg.Runner.Audit = log.With("log", "audit")
 	// The guard kills the commands' groups even if rexecd dies by SIGKILL.
@@ -156,7 +182,12 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		defer guard.Close()
 		cfg.Runner.Guard = guard
 	}
+	cfg.Runner.Logger = log
 	run := runner.New(cfg.Runner)
+	defer run.Close()
+	if iso := run.Isolation(); cfg.Runner.Cgroups == runner.CgroupsRequire && !iso.Cgroups {
+		return fmt.Errorf("--cgroups require: commands cannot have cgroups here: %s", iso.Missing)
+	}
 	srv := server.New(server.Config{
 		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew}),
 		Runner:    run,
