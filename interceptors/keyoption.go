@@ -73,7 +73,7 @@ func limitOption(name string) keyOption {
 		name:   name,
 		want:   limitWant(name),
 		set:    func(k *Key, v string) error { return k.Limits.set(name, v) },
-		format: func(k *Key) string { return k.Limits.formatLimit(name) },
+		format: func(k *Key) string { return k.Limits.Value(name) },
 	}
 }
 

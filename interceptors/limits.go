@@ -65,9 +65,9 @@ func (l *Limits) set(name, value string) error {
 	return err
 }
 
-// formatLimit gives l's value of the limit name back as SetLimit reads it,
-// or "" when l does not limit it.
-func (l *Limits) formatLimit(name string) string {
+// Value gives l's value of the limit name back as SetLimit reads it
+// ("512M", "1.5"), or "" when l does not limit it.
+func (l *Limits) Value(name string) string {
 	switch name {
 	case "memory":
 		return formatSize(l.Memory)
