@@ -62,7 +62,7 @@ type cgroups struct {
 	// process's own cgroups, where a forking thread returns.
 	v1subs []cgroup1.Subsystem
 	v1dir  map[cgroup1.Name]string
-	back   cgroup1.Cgroup
+	v1own  map[cgroup1.Name]string
 
 	// The limits the kernel enforces here.
 	memory, pids, cpu bool
@@ -79,7 +79,7 @@ type cgroups struct {
 // newCgroups sets up the runner's cgroup directory under parent, or says
 // why commands cannot have cgroups here.
 func newCgroups(parent string, poolSize int, log *slog.Logger) (*cgroups, error) {
-	cg := &cgroups{log: log, v1dir: map[cgroup1.Name]string{}, pool: make(chan *cell, poolSize)}
+	cg := &cgroups{log: log, v1dir: map[cgroup1.Name]string{}, v1own: map[cgroup1.Name]string{}, pool: make(chan *cell, poolSize)}
 	switch cgroupsmode.Mode() {
 	case cgroupsmode.Unified:
 		cg.v2mount = cgroupRoot
@@ -88,7 +88,10 @@ func newCgroups(parent string, poolSize int, log *slog.Logger) (*cgroups, error)
 	default:
 		return nil, errors.New("no cgroup v2 hierarchy is mounted (only v1, or none): a command's cgroup needs it for cgroup.kill and to be born inside it")
 	}
-	v1own, v2own, err := cgroupsmode.ParseCgroupFileUnified("/proc/self/cgroup")
+	// This thread's: it is not locked, so it is in this process's own
+	// cgroups, where /proc/self's (the main thread's) may be a command's
+	// while a forker is parked on the main thread.
+	v1own, v2own, err := cgroupsmode.ParseCgroupFileUnified("/proc/thread-self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("reading this process's cgroups: %w", err)
 	}
@@ -178,7 +181,7 @@ func moveOwnProcs(d string) error {
 }
 
 // setupV1 makes the runner's directory in the v1 memory, pids and cpu
-// hierarchies of the hybrid layout, and loads this process's own cgroups
+// hierarchies of the hybrid layout, and notes this process's own cgroups
 // there, where a forking thread returns.
 //
 // It returns what an earlier rexecd left there (see sweep).
@@ -188,7 +191,6 @@ func (cg *cgroups) setupV1(own map[string]string, under func(string) string, ins
 		cgroup1.Pids:   cgroup1.NewPids(cgroupRoot),
 		cgroup1.Cpu:    cgroup1.NewCpu(cgroupRoot),
 	}
-	ownPaths := map[cgroup1.Name]string{}
 	for _, name := range []cgroup1.Name{cgroup1.Memory, cgroup1.Pids, cgroup1.Cpu} {
 		mine, ok := own[string(name)]
 		mount := cgroupRoot + "/" + string(name)
@@ -204,7 +206,7 @@ func (cg *cgroups) setupV1(own map[string]string, under func(string) string, ins
 			continue
 		}
 		cg.v1subs = append(cg.v1subs, subs[name])
-		cg.v1dir[name], ownPaths[name] = dir, mine
+		cg.v1dir[name], cg.v1own[name] = dir, mine
 		switch name {
 		case cgroup1.Memory:
 			cg.memory = true
@@ -214,30 +216,11 @@ func (cg *cgroups) setupV1(own map[string]string, under func(string) string, ins
 			cg.cpu = true
 		}
 	}
-	if len(cg.v1subs) == 0 {
-		return stale
-	}
-	back, err := cgroup1.Load(func(n cgroup1.Name) (string, error) { return ownPaths[n], nil }, cg.hierarchy())
-	if err != nil {
-		cg.log.Warn("cannot load this process's own v1 cgroups: commands get no v1 limits", "err", err)
-		cg.dropV1()
-		return stale
-	}
-	cg.back = back
 	return stale
 }
 
 func (cg *cgroups) hierarchy() cgroup1.InitOpts {
 	return cgroup1.WithHierarchy(func() ([]cgroup1.Subsystem, error) { return cg.v1subs, nil })
-}
-
-// dropV1 gives up the v1 hierarchies (their limits are then missing).
-func (cg *cgroups) dropV1() {
-	for _, s := range cg.v1subs {
-		os.Remove(cgroupRoot + "/" + string(s.Name()) + cg.v1dir[s.Name()])
-		cg.missing = append(cg.missing, string(s.Name())+" (v1 hierarchy unusable)")
-	}
-	cg.v1subs, cg.memory, cg.pids, cg.cpu = nil, false, false, false
 }
 
 // describe is the Isolation the layer gives.
@@ -283,11 +266,26 @@ type cell struct {
 	path string // the v2 cgroup, absolute
 	fd   int    // an O_PATH descriptor of path, for SysProcAttr.CgroupFD
 	v2   *cgroup2.Manager
-	v1   cgroup1.Cgroup // hybrid; nil otherwise
+	// v1dirs are its cgroups in the v1 hierarchies (hybrid), absolute;
+	// v1 is loaded from them for limits.
+	v1dirs []string
+	v1     cgroup1.Cgroup
+	// The files a command's end reads, opened with the cell (a pread is
+	// one system call where a read of a name is five): cgroup.events,
+	// cpu.stat, the memory peak, pids.peak; -1 when there is none.
+	events, cpuStat, memPeak, pidsPeak int
 
-	limits  Limits
-	oomFile *os.File      // hybrid with a memory limit: the OOM eventfd
-	oom     chan struct{} // closed when the v1 memory cgroup went OOM
+	// jobs reaches the cell's parked forker (hybrid; see park), nil when
+	// none is parked; left is closed when its forker has gone back.
+	jobs chan forkJob
+	left chan struct{}
+
+	limits Limits
+	// forkPeak is the v1 pids.peak as the forking thread left (hybrid),
+	// which counted the thread too; see v1PeakProcesses.
+	forkPeak int64
+	oomFile  *os.File      // hybrid with a memory limit: the OOM eventfd
+	oom      chan struct{} // closed when the v1 memory cgroup went OOM
 }
 
 // take returns a cell with limits l applied, from the pool when it has one.
@@ -339,7 +337,7 @@ func (cg *cgroups) refill() {
 // newCell makes a cell's cgroups, with no limits.
 func (cg *cgroups) newCell() (*cell, error) {
 	name := "c" + strconv.FormatUint(cg.seq.Add(1), 10)
-	c := &cell{cg: cg, name: name, path: cg.dir + "/" + name, fd: -1}
+	c := &cell{cg: cg, name: name, path: cg.dir + "/" + name, fd: -1, events: -1, cpuStat: -1, memPeak: -1, pidsPeak: -1}
 	if err := os.Mkdir(c.path, 0o755); err != nil {
 		return nil, fmt.Errorf("create the command's cgroup: %w", err)
 	}
@@ -350,18 +348,67 @@ func (cg *cgroups) newCell() (*cell, error) {
 	}
 	c.fd = fd
 	c.v2, err = cgroup2.Load(strings.TrimPrefix(c.path, cg.v2mount), cgroup2.WithMountpoint(cg.v2mount))
-	if err == nil && len(cg.v1subs) > 0 {
-		c.v1, err = cgroup1.New(func(n cgroup1.Name) (string, error) { return cg.v1dir[n] + "/" + name, nil },
-			&specs.LinuxResources{}, cg.hierarchy())
-		if err == nil && cg.pids {
-			err = os.Mkdir(c.v1path(cgroup1.Pids)+"/"+pidsRun, 0o755)
+	// Plain mkdirs: cgroup1.New stats and creates every path with
+	// MkdirAll, and its Delete walks each hierarchy: on the hot path (or
+	// beside it, on a busy machine) that is the difference.
+	for _, s := range cg.v1subs {
+		if err == nil {
+			if err = os.Mkdir(c.v1path(s.Name()), 0o755); err == nil {
+				c.v1dirs = append(c.v1dirs, c.v1path(s.Name()))
+			}
 		}
 	}
 	if err != nil {
 		c.remove()
 		return nil, fmt.Errorf("create the command's cgroup: %w", err)
 	}
+	open := func(name string) int {
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1
+		}
+		return fd
+	}
+	c.events, c.cpuStat = open(c.path+"/cgroup.events"), open(c.path+"/cpu.stat")
+	switch {
+	case c.hybrid():
+		if cg.memory {
+			c.memPeak = open(c.v1path(cgroup1.Memory) + "/memory.max_usage_in_bytes")
+		}
+		if cg.pids {
+			c.pidsPeak = open(c.v1path(cgroup1.Pids) + "/pids.peak")
+		}
+	default:
+		if cg.memory {
+			c.memPeak = open(c.path + "/memory.peak")
+		}
+		if cg.pids {
+			c.pidsPeak = open(c.path + "/pids.peak")
+		}
+	}
+	if c.hybrid() {
+		// A cell that cannot park parks again at its start, and says why.
+		_ = c.park()
+	}
 	return c, nil
+}
+
+// pread reads a cgroup file opened with the cell, from its start.
+func pread(fd int) string {
+	if fd < 0 {
+		return ""
+	}
+	var b [512]byte
+	n, err := unix.Pread(fd, b[:], 0)
+	if err != nil || n < 0 {
+		return ""
+	}
+	return string(b[:n])
+}
+
+func preadInt(fd int) int64 {
+	n, _ := strconv.ParseInt(strings.TrimSpace(pread(fd)), 10, 64)
+	return n
 }
 
 // apply writes l's cgroup limits to c's controller files, before the
@@ -372,7 +419,7 @@ func (c *cell) apply(l Limits) error {
 	if !l.cgroupLimits() {
 		return nil
 	}
-	if c.v1 != nil {
+	if c.hybrid() {
 		return c.applyV1(l)
 	}
 	var res cgroup2.Resources
@@ -400,10 +447,21 @@ func (c *cell) apply(l Limits) error {
 }
 
 func (c *cell) applyV1(l Limits) error {
+	v1, err := cgroup1.Load(func(n cgroup1.Name) (string, error) { return c.cg.v1dir[n] + "/" + c.name, nil }, c.cg.hierarchy())
+	if err != nil {
+		return err
+	}
+	c.v1 = v1
 	var res specs.LinuxResources
 	if l.Memory != 0 {
 		// memsw (memory and swap) equal to the limit: no swap beyond it.
-		res.Memory = &specs.LinuxMemory{Limit: &l.Memory, Swap: &l.Memory}
+		// The kernel's OOM killer is off in the cell: a forker thread of
+		// this process may be in it, and the killer would pick this whole
+		// process (the larger one) as its victim. rexec ends the command
+		// itself on the OOM notification (watchOOM): all of it, as v2's
+		// memory.oom.group does, never rexecd.
+		noKiller := true
+		res.Memory = &specs.LinuxMemory{Limit: &l.Memory, Swap: &l.Memory, DisableOOMKiller: &noKiller}
 		if _, err := os.Stat(cgroupRoot + "/memory" + c.cg.v1dir[cgroup1.Memory] + "/" + c.name + "/memory.memsw.limit_in_bytes"); err != nil {
 			res.Memory.Swap = nil
 		}
@@ -427,9 +485,9 @@ func (c *cell) applyV1(l Limits) error {
 	return nil
 }
 
-// watchOOM registers for the v1 memory cgroup's OOM notification: v1 has
-// no memory.oom.group, so the lifetime loop ends the rest of the command
-// itself when the OOM killer has struck.
+// watchOOM registers for the v1 memory cgroup's OOM notification: with
+// the kernel's OOM killer off in the cell, the command's processes wait at
+// the limit until the lifetime loop, told here, kills them all.
 func (c *cell) watchOOM() error {
 	fd, err := c.v1.OOMEventFD()
 	if err != nil {
@@ -463,87 +521,136 @@ func (c *cell) oomEvents() <-chan struct{} {
 
 // start runs fork (which starts the command and returns its pid) so that
 // the command is born in the cell: attr gets the v2 cgroup's descriptor,
-// and on the hybrid layout the fork runs on a thread that is in the cell's
-// v1 cgroups for just that long. If the thread cannot be moved back, it is
-// not unlocked: its goroutine ends, and Go ends the thread with it, so
-// nothing else of this process ever runs (or forks) in the command's
-// cgroups. When a step after the fork fails, the command is killed.
-//
-// The v1 pids cgroup counts the thread too while it is there, and its
-// pids.peak cannot be reset. So that the peak is the command's alone, its
-// processes move on into the cell's child cgroup r (pidsRun), whose
-// pids.peak usage reads; the limit stays the cell's (one more for the
-// thread until it has left), which holds r's processes too.
+// and on the hybrid layout the fork runs on the cell's forker, a thread
+// that is in the cell's v1 cgroups (see park). When a step after the fork
+// fails, the command is killed.
 func (c *cell) start(attr *syscall.SysProcAttr, fork func() (int, error)) error {
 	if c == nil {
 		_, err := fork()
 		return err
 	}
 	attr.UseCgroupFD, attr.CgroupFD = true, c.fd
-	if c.v1 == nil {
+	if !c.hybrid() {
 		_, err := fork()
 		return err
 	}
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		tid := cgroup1.Process{Pid: unix.Gettid()}
-		if err := c.v1.AddTask(tid); err != nil {
-			if c.cg.back.AddTask(tid) == nil {
-				runtime.UnlockOSThread()
-			}
-			done <- fmt.Errorf("enter the command's v1 cgroups: %w", err)
-			return
-		}
-		pid, err := fork()
-		pids := c.v1path(cgroup1.Pids)
-		if c.cg.pids && err == nil && c.limits.Pids != 0 {
-			if werr := writeString(pids+"/pids.max", strconv.FormatInt(c.limits.Pids, 10)); werr != nil {
-				c.kill()
-				err = fmt.Errorf("pids limit: %w", werr)
-			}
-		}
-		if berr := c.cg.back.AddTask(tid); berr != nil {
-			c.cg.log.Error("a thread that started a command could not leave its v1 cgroups; the thread ends", "err", berr)
-			if err == nil {
-				c.kill()
-				err = fmt.Errorf("leave the command's v1 cgroups: %w", berr)
-			}
-			done <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		if c.cg.pids && err == nil {
-			movePids(pids, pids+"/"+pidsRun, pid)
-		}
-		done <- err
-	}()
-	return <-done
-}
-
-// pidsRun is the child of a cell's v1 pids cgroup that its command runs in.
-const pidsRun = "r"
-
-// movePids moves the command's processes from the v1 cgroup from into to:
-// its first process, then those it forked before it moved (on a loaded
-// machine the forking thread may run again only after the command forked).
-// A command that forks faster than they move (a fork bomb) keeps some in
-// from: they are held by the same limit, and only the peak misses them.
-func movePids(from, to string, pid int) {
-	_ = writeString(to+"/cgroup.procs", strconv.Itoa(pid))
-	self := strconv.Itoa(os.Getpid())
-	for range 20 {
-		procs := strings.Fields(readString(from + "/cgroup.procs"))
-		if len(procs) == 0 {
-			return
-		}
-		for _, p := range procs {
-			if p != self { // never: its threads have all left
-				_ = writeString(to+"/cgroup.procs", p)
-			}
+	if c.jobs == nil {
+		if err := c.park(); err != nil {
+			return err
 		}
 	}
+	j := forkJob{fork: fork, done: make(chan error, 1)}
+	c.jobs <- j
+	c.jobs = nil
+	return <-j.done
 }
+
+// forkJob is what a cell's forker does, once: fork, or (fork nil) leave.
+type forkJob struct {
+	fork func() (int, error)
+	done chan error
+}
+
+// park starts the cell's forker: a goroutine locked to its OS thread,
+// which moves itself into the cell's v1 memory and pids cgroups and waits
+// there for its one job. A v1 child starts in its forking thread's
+// cgroups, so the command is in its v1 cgroups from its first instruction;
+// and since the pool parks its cells ahead, and the thread goes back after
+// it has answered, the moves are not on a command's way. If the thread
+// cannot go back, it is not unlocked: its goroutine ends, and Go ends the
+// thread with it, so nothing else of this process ever runs (or forks) in
+// the command's cgroups.
+//
+// The thread moves itself, writing "0" to a tasks file: for any other id
+// the kernel takes a system-wide lock (cgroup_threadgroup_rwsem, an RCU
+// grace period that also holds up every fork on the host), which is why
+// cgroup1's AddTask, which writes the id, is not used here. The cpu
+// hierarchy is entered only for a cpu limit, at the fork: a move between
+// cpu cgroups requeues the thread, and CPU time is counted by the v2
+// cgroup anyway.
+func (c *cell) park() error {
+	jobs, ready, left := make(chan forkJob), make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(left)
+		runtime.LockOSThread()
+		var entered []cgroup1.Name
+		enter := func(n cgroup1.Name) error {
+			if err := writeString(c.v1path(n)+"/tasks", "0"); err != nil {
+				return fmt.Errorf("enter the command's v1 %s cgroup: %w", n, err)
+			}
+			entered = append(entered, n)
+			return nil
+		}
+		back := func() error {
+			for _, n := range entered {
+				if err := writeString(cgroupRoot+"/"+string(n)+c.cg.v1own[n]+"/tasks", "0"); err != nil {
+					c.cg.log.Error("a thread that starts commands could not leave a command's v1 cgroup; the thread ends", "err", err)
+					return fmt.Errorf("leave the command's v1 cgroups: %w", err)
+				}
+			}
+			runtime.UnlockOSThread()
+			return nil
+		}
+		var err error
+		for _, s := range c.cg.v1subs {
+			if s.Name() != cgroup1.Cpu && err == nil {
+				err = enter(s.Name())
+			}
+		}
+		if err != nil {
+			_ = back()
+			ready <- err
+			return
+		}
+		ready <- nil
+		j := <-jobs
+		if j.fork == nil {
+			j.done <- back()
+			return
+		}
+		if c.limits.MilliCPU != 0 && c.cg.cpu {
+			err = enter(cgroup1.Cpu)
+		}
+		if err == nil {
+			_, err = j.fork()
+		}
+		if c.cg.pids && err == nil {
+			pids := c.v1path(cgroup1.Pids)
+			if c.limits.Pids != 0 {
+				if werr := writeString(pids+"/pids.max", strconv.FormatInt(c.limits.Pids, 10)); werr != nil {
+					c.kill()
+					err = fmt.Errorf("pids limit: %w", werr)
+				}
+			}
+			c.forkPeak = preadInt(c.pidsPeak)
+		}
+		j.done <- err
+		_ = back()
+	}()
+	if err := <-ready; err != nil {
+		<-left
+		return err
+	}
+	c.jobs, c.left = jobs, left
+	return nil
+}
+
+// unpark sends a parked forker that had no command back to this process's
+// cgroups, and waits until any forker of the cell has gone back.
+func (c *cell) unpark() {
+	if c.jobs != nil {
+		j := forkJob{done: make(chan error, 1)}
+		c.jobs <- j
+		c.jobs = nil
+		<-j.done
+	}
+	if c.left != nil {
+		<-c.left
+	}
+}
+
+// hybrid reports whether c has v1 cgroups (the hybrid layout).
+func (c *cell) hybrid() bool { return len(c.cg.v1subs) > 0 }
 
 func (c *cell) v1path(n cgroup1.Name) string {
 	return cgroupRoot + "/" + string(n) + c.cg.v1dir[n] + "/" + c.name
@@ -552,7 +659,7 @@ func (c *cell) v1path(n cgroup1.Name) string {
 // kill sends SIGKILL to every process in the cell (cgroup.kill), those
 // that left the command's process group included.
 func (c *cell) kill() {
-	if c != nil {
+	if c != nil && c.populated() {
 		_ = writeString(c.path+"/cgroup.kill", "1")
 	}
 }
@@ -560,11 +667,10 @@ func (c *cell) kill() {
 // populated reports whether any process of the command is alive (a
 // zombie is not): the kernel's cgroup.events.
 func (c *cell) populated() bool {
-	b, err := os.ReadFile(c.path + "/cgroup.events")
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
+	if c.events < 0 {
+		return true // cannot tell: as if
 	}
-	return bytes.Contains(b, []byte("populated 1"))
+	return strings.Contains(pread(c.events), "populated 1")
 }
 
 // waitEmpty waits until no process is left in the cell, at most d, and
@@ -586,56 +692,62 @@ func (c *cell) waitEmpty(d time.Duration) bool {
 // usage reads what the command consumed from the cell's controllers, into
 // u; it returns the number of OOM kills in the cell.
 func (c *cell) usage(u *Usage) (oomKills uint64) {
-	mask := cgroup2.StatCPU
-	if c.v1 == nil && c.cg.memory {
-		mask |= cgroup2.StatMemory | cgroup2.StatMemoryEvents
-	}
-	m, err := c.v2.StatFiltered(mask)
-	if err != nil {
-		return 0
-	}
+	// The few files that say it, read directly from descriptors opened
+	// with the cell: cgroup2's Stat reads the pressure files too and the
+	// whole memory.stat, cgroup1's some twenty files a command, and neither
+	// reads pids.peak; each read of a name costs tens of microseconds at a
+	// command's end on a busy machine.
+	cpu := kv(pread(c.cpuStat))
 	u.Cgroup = true
-	if m.CPU != nil {
-		u.UserCPU = time.Duration(m.CPU.UserUsec) * time.Microsecond
-		u.SystemCPU = time.Duration(m.CPU.SystemUsec) * time.Microsecond
-	}
-	if m.Memory != nil {
-		u.PeakMemory = int64(m.Memory.MaxUsage)
-	}
-	if m.MemoryEvents != nil {
-		oomKills = m.MemoryEvents.OomKill
-	}
-	// cgroup2's Stat does not read pids.peak; cgroup1's reads some twenty
-	// files a command, and neither peak nor the OOM kill count.
-	pids := c.path
-	if c.v1 != nil {
-		pids = c.v1path(cgroup1.Pids) + "/" + pidsRun
-		if c.cg.memory {
-			u.PeakMemory = readInt(c.v1path(cgroup1.Memory) + "/memory.max_usage_in_bytes")
+	u.UserCPU = time.Duration(cpu["user_usec"]) * time.Microsecond
+	u.SystemCPU = time.Duration(cpu["system_usec"]) * time.Microsecond
+	u.PeakMemory = preadInt(c.memPeak)
+	if c.limits.Memory != 0 { // an OOM kill needs a limit
+		if c.hybrid() {
 			oomKills = c.v1OOMKills()
+		} else {
+			oomKills = uint64(kv(readString(c.path + "/memory.events"))["oom_kill"])
 		}
 	}
-	if c.cg.pids {
-		u.PeakProcesses = readInt(pids + "/pids.peak")
-		if c.v1 != nil {
+	if c.pidsPeak >= 0 {
+		u.PeakProcesses = preadInt(c.pidsPeak)
+		if c.hybrid() {
 			u.PeakProcesses = c.v1PeakProcesses(u.PeakProcesses)
 		}
 	}
 	return oomKills
 }
 
-// v1PeakProcesses is the command's peak process count on the hybrid
-// layout, from run, the peak of the cell's child r. r misses processes
-// that ended before they were moved into it (a command that is over before
-// the forking thread runs again), and the kernel raises its peak for a
-// fork that the cell's limit then refuses; the cell's own peak counted the
-// forking thread (or a process that was moving) once more. So: r's, at
-// most the limit, at least the cell's less one, and at least one.
-func (c *cell) v1PeakProcesses(run int64) int64 {
-	if l := c.limits.Pids; l > 0 {
-		run = min(run, l)
+// kv parses a cgroup file of "key value" lines (cpu.stat, memory.events).
+func kv(text string) map[string]int64 {
+	m := map[string]int64{}
+	for line := range strings.Lines(text) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			m[k] = n
+		}
 	}
-	return max(run, readInt(c.v1path(cgroup1.Pids)+"/pids.peak")-1, 1)
+	return m
+}
+
+// v1PeakProcesses is the command's peak process count on the hybrid
+// layout, from the kernel's peak of its v1 pids cgroup, which counted the
+// forking thread too for the moment of the fork (and cannot be reset, and
+// moving the command elsewhere takes the system-wide lock start avoids). A
+// peak above the count as the thread left is the command's own; one no
+// higher was that moment's, thread included: then the command had one
+// fewer. (A command that, later, has exactly as many processes as then,
+// thread included, is reported one short: a shell that runs one child at
+// a time peaks at 2 and is reported 1.) The kernel also raises the peak
+// for a fork its limit refuses: no more ran at once than the limit.
+func (c *cell) v1PeakProcesses(peak int64) int64 {
+	if peak <= c.forkPeak {
+		peak = c.forkPeak - 1
+	}
+	if l := c.limits.Pids; l > 0 {
+		peak = min(peak, l)
+	}
+	return max(peak, 1)
 }
 
 // v1OOMKills is the oom_kill count of the cell's v1 memory cgroup.
@@ -669,15 +781,17 @@ func (c *cell) release() {
 
 // remove closes the cell's descriptor and removes its cgroups.
 func (c *cell) remove() {
-	if c.fd >= 0 {
-		unix.Close(c.fd)
-		c.fd = -1
-	}
-	if c.v1 != nil {
-		if c.cg.pids {
-			_ = rmdirRetry(c.v1path(cgroup1.Pids) + "/" + pidsRun)
+	c.unpark()
+	for _, fd := range []*int{&c.fd, &c.events, &c.cpuStat, &c.memPeak, &c.pidsPeak} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
 		}
-		_ = c.v1.Delete()
+	}
+	for _, d := range c.v1dirs {
+		if err := rmdirRetry(d); err != nil {
+			c.cg.log.Warn("cannot remove a command's cgroup", "err", err)
+		}
 	}
 	for pause := time.Millisecond; ; pause *= 2 {
 		err := os.Remove(c.path)

@@ -53,12 +53,13 @@ func instance(r *runner.Runner) string { return filepath.Base(r.Isolation().Dir)
 
 // TestBornInsideItsCgroups: the command's first process is already in its
 // cgroup — the v2 one and, on the hybrid layout, the v1 memory, pids and
-// cpu ones — and no thread of the server is left in one after the start.
+// cpu ones (cpu with a cpu limit) — and, once the runner is closed, no
+// thread of the server is left in any of its cgroups.
 func TestBornInsideItsCgroups(t *testing.T) {
 	t.Parallel()
 	r := cgroupRunner(t, fast())
 	inst := instance(r)
-	rec, res := run(t, r, context.Background(), runner.Spec{Argv: []string{"cat", "/proc/self/cgroup"}})
+	rec, res := run(t, r, context.Background(), runner.Spec{Argv: []string{"cat", "/proc/self/cgroup"}, Limits: runner.Limits{MilliCPU: 1000}})
 	if res.ExitCode != 0 {
 		t.Fatalf("exit %d: %s", res.ExitCode, rec.stderr.String())
 	}
@@ -89,7 +90,11 @@ func TestBornInsideItsCgroups(t *testing.T) {
 			t.Errorf("no %s line in /proc/self/cgroup:\n%s", c, rec.stdout.String())
 		}
 	}
-	// The thread that forked went back to the server's own cgroups.
+	// The threads that forked, and those parked in the pool, went back to
+	// the server's own cgroups.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
 	tasks, _ := filepath.Glob("/proc/self/task/*/cgroup")
 	for _, f := range tasks {
 		if b, _ := os.ReadFile(f); strings.Contains(string(b), inst) {
@@ -354,4 +359,24 @@ func selfHWM() int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkStartTrueCgroup is BenchmarkStartTrue with a cgroup per command:
+// the difference is what isolation costs a command.
+func BenchmarkStartTrueCgroup(b *testing.B) {
+	if why := testenv.CgroupsHere(); why != "" {
+		b.Skip(why)
+	}
+	r := runner.New(runner.Options{Cgroups: runner.CgroupsRequire, CgroupParent: testenv.CgroupParent})
+	defer r.Close()
+	b.ReportAllocs()
+	for range b.N {
+		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"true"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Wait(&discardSink{}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -137,8 +137,9 @@ func (p *Process) lifetime() {
 			kill = nil
 			p.end(syscall.SIGKILL, leaderGone)
 		case <-oom:
-			// The v1 memory cgroup has no oom.group: the OOM killer took
-			// one process, rexec ends the rest (v2 kills them all itself).
+			// The v1 memory cgroup went out of memory, with the kernel's
+			// OOM killer off (cgroup_linux.go says why): rexec ends the
+			// whole command, as v2's memory.oom.group does.
 			oom = nil
 			if !leaderGone && ctxDone != nil {
 				res.Reason = ReasonOOM

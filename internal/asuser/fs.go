@@ -56,7 +56,9 @@ func (u userFS) Mkdir(name string, perm fs.FileMode) error {
 func (u userFS) MkdirAll(name string, perm fs.FileMode) error {
 	return Do(u.c, func() error { return u.inner.MkdirAll(name, perm) })
 }
-func (u userFS) Remove(name string) error { return Do(u.c, func() error { return u.inner.Remove(name) }) }
+func (u userFS) Remove(name string) error {
+	return Do(u.c, func() error { return u.inner.Remove(name) })
+}
 func (u userFS) RemoveAll(name string) error {
 	return Do(u.c, func() error { return u.inner.RemoveAll(name) })
 }

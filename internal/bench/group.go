@@ -38,6 +38,7 @@ func Groups() []Group {
 		sleepersGroup,
 		slowReaderGroup,
 		soakGroup,
+		isolationGroup,
 	}
 }
 

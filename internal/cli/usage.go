@@ -25,7 +25,11 @@ func usageLine(e *rexecv1.Exited) string {
 		line += ", peak memory not known"
 	}
 	if u.GetCgroup() {
-		line += fmt.Sprintf(", %d processes peak (cgroup)", u.GetPeakProcesses())
+		noun := "processes"
+		if u.GetPeakProcesses() == 1 {
+			noun = "process"
+		}
+		line += fmt.Sprintf(", %d %s peak (cgroup)", u.GetPeakProcesses(), noun)
 	} else {
 		line += " (rusage: its first process and those it waited for)"
 	}
