@@ -895,14 +895,28 @@ func sweep(parent string) []string {
 		if !ok || err != nil || !e.IsDir() || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
-			continue // alive (or not ours to ask about)
+		if alive(pid) {
+			continue
 		}
 		d := filepath.Join(parent, e.Name())
 		_ = writeString(d+"/cgroup.kill", "1") // v2; v1 has none, and its processes are v2's
 		stale = append(stale, d)
 	}
 	return stale
+}
+
+// alive reports whether process pid runs: it exists (or is not ours to
+// ask about) and is not a zombie that its parent has yet to reap.
+func alive(pid int) bool {
+	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || len(b) < i+3 || b[i+2] != 'Z'
 }
 
 // removeStale removes what sweep found, in the background.

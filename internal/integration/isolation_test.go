@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/bench"
 	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/rawsock"
 )
@@ -218,4 +221,78 @@ func procAlive(pid int) bool {
 	}
 	i := bytes.LastIndexByte(b, ')')
 	return i < 0 || len(b) < i+3 || b[i+2] != 'Z'
+}
+
+// TestServerKilledEscapeesDie: SIGKILL to a real rexecd with a cgroup per
+// command. Its guard kills every process in its cgroups, also one that
+// left its command's process group; and when the guard dies with it, the
+// next rexecd kills what is left as it starts.
+func TestServerKilledEscapeesDie(t *testing.T) {
+	testenv.NeedCgroups(t)
+	bin := binaries(t)
+	ctx := context.Background()
+	flags := []string{"--cgroups", "require", "--cgroup-parent", testenv.CgroupParent}
+	dir := t.TempDir()
+	escapeeOf := func(d *bench.Daemon, name string) int {
+		file := filepath.Join(dir, name)
+		_, _, done := cliRun(t, bin, d, "setsid sleep 300 >/dev/null 2>&1 & echo $! > "+file+"; echo up; sleep 300")
+		t.Cleanup(func() { <-done })
+		pid := readPgid(t, file)
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // should the test fail
+		return pid
+	}
+
+	// The guard acts.
+	d, err := bench.StartDaemon(ctx, bin, flags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	escapee := escapeeOf(d, "one")
+	if err := syscall.Kill(d.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if !waitGone(escapee, 30*time.Second) {
+		t.Errorf("the setsid escapee %d outlived its SIGKILLed rexecd and its guard", escapee)
+	}
+	t.Logf("the guard killed the escapee %v after rexecd's SIGKILL", time.Since(start).Round(time.Millisecond))
+
+	// The guard dies too: the next rexecd kills what is left.
+	d2, err := bench.StartDaemon(ctx, bin, flags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Stop()
+	escapee = escapeeOf(d2, "two")
+	for _, pid := range testenv.ChildPIDs(d2.Pid()) {
+		_ = syscall.Kill(pid, syscall.SIGKILL) // the guard, and the command's shell
+	}
+	if err := syscall.Kill(d2.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !procAlive(escapee) {
+		t.Fatal("the escapee died with its server and guard: nothing left for the next rexecd to do")
+	}
+	d3, err := bench.StartDaemon(ctx, bin, flags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d3.Stop()
+	start = time.Now()
+	if !waitGone(escapee, 30*time.Second) {
+		t.Errorf("the next rexecd left the escapee %d of a dead one running", escapee)
+	}
+	t.Logf("the next rexecd killed the escapee %v after it listened", time.Since(start).Round(time.Millisecond))
+}
+
+// waitGone polls until pid is no longer alive, at most within.
+func waitGone(pid int, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !procAlive(pid) {
+			return true
+		}
+	}
+	return false
 }
