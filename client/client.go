@@ -18,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -46,6 +45,7 @@ type Client struct {
 }
 
 type options struct {
+	authority string
 	key       *interceptors.Key
 	tls       *tls.Config
 	keepalive time.Duration
@@ -60,7 +60,10 @@ type Option func(*options)
 // only health and reflection (when open) answer.
 func WithKey(key *interceptors.Key) Option { return func(o *options) { o.key = key } }
 
-// WithTLS dials with TLS. By default the connection is plaintext.
+// WithTLS dials with TLS. By default the connection is plaintext. The
+// server's certificate is checked against cfg.ServerName when it is set,
+// else against the host of the address dialed; either way the calls'
+// :authority (which their tokens sign) is the address dialed.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 // WithKeepalive sets how long a connection may be quiet before the client
@@ -75,6 +78,12 @@ func WithKeepalive(d time.Duration) Option { return func(o *options) { o.keepali
 // when the program does not read. Zero keeps gRPC's adaptive window.
 func WithWindow(bytes int32) Option { return func(o *options) { o.window = bytes } }
 
+// WithAuthority sets the calls' :authority, which their tokens sign, to
+// authority instead of the address dialed: for a server reached through a
+// proxy or a port forward, whose own address (or --name) the server
+// accepts. By default the address dialed.
+func WithAuthority(authority string) Option { return func(o *options) { o.authority = authority } }
+
 // WithDialOptions adds raw gRPC dial options (a custom dialer, say).
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
@@ -83,13 +92,13 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // New returns a client of the server at addr. The connection is made on the
 // first call.
 func New(addr string, opts ...Option) (*Client, error) {
-	o := options{keepalive: 30 * time.Second, window: 8 << 20}
+	o := options{keepalive: 30 * time.Second, window: 8 << 20, authority: addr}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
-		creds = credentials.NewTLS(o.tls)
+		creds = tlsCreds(o.tls)
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -99,7 +108,9 @@ func New(addr string, opts ...Option) (*Client, error) {
 		dial = append(dial, grpc.WithInitialWindowSize(o.window), grpc.WithInitialConnWindowSize(o.window))
 	}
 	if o.key != nil {
-		dial = append(dial, interceptors.ClientOptions(o.key)...)
+		dial = append(dial, interceptors.ClientOptions(o.key, o.authority)...)
+	} else if o.authority != addr {
+		dial = append(dial, grpc.WithAuthority(o.authority))
 	}
 	dial = append(dial, o.dialOpts...)
 	conn, err := grpc.NewClient("passthrough:///"+addr, dial...)
@@ -139,6 +150,13 @@ func (c *Client) EchoStream(ctx context.Context) (rexecv1.EchoService_EchoStream
 // before anything is sent, for a word of req that is not UTF-8; a
 // *WrongPortError when the address is rexecd's raw port).
 func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+	return c.RunNotify(ctx, req, stdout, stderr, nil)
+}
+
+// RunNotify is Run that calls started, when it is not nil, as the server
+// reports that the command started (its pid, its execution id): the fleet
+// engine ends a target's connect timeout there.
+func (c *Client) RunNotify(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer, started func(*rexecv1.Started)) (*rexecv1.Exited, error) {
 	if err := argtext.Check(req); err != nil {
 		return nil, err
 	}
@@ -148,7 +166,17 @@ func (c *Client) Run(ctx context.Context, req *rexecv1.RunRequest, stdout, stder
 	if err != nil {
 		return nil, c.wrongPort(err)
 	}
-	exited, err := Receive(stream.Recv, stdout, stderr)
+	recv := stream.Recv
+	if started != nil {
+		recv = func() (*rexecv1.RunResponse, error) {
+			m, err := stream.Recv()
+			if s := m.GetEvent().GetStarted(); s != nil {
+				started(s)
+			}
+			return m, err
+		}
+	}
+	exited, err := Receive(recv, stdout, stderr)
 	return exited, c.wrongPort(err)
 }
 

@@ -6,11 +6,11 @@
 //
 //	keys, _ := interceptors.LoadKeyFile(path)
 //	v := interceptors.NewVerifier(interceptors.NewKeyRing(keys), interceptors.VerifierOptions{})
-//	srv := grpc.NewServer(interceptors.ServerOptions(v, logger)...)
+//	srv := grpc.NewServer(interceptors.ServerOptions(interceptors.ServerConfig{Verifier: v, Logger: logger})...)
 //
 // A client signs every call with one key:
 //
-//	conn, _ := grpc.NewClient(addr, append(creds, interceptors.ClientOptions(key)...)...)
+//	conn, _ := grpc.NewClient(addr, append(creds, interceptors.ClientOptions(key, addr)...)...)
 //
 // The token format is in README.md ("The token"), byte for byte.
 package interceptors

@@ -3,6 +3,7 @@ package interceptors
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -37,6 +38,37 @@ var keyOptions = []keyOption{
 			return nil
 		},
 		format: func(k *Key) string { return k.Cert },
+	},
+	{
+		name: "root",
+		want: "an absolute directory path, like /srv/drop",
+		set: func(k *Key, v string) error {
+			if !filepath.IsAbs(v) {
+				return fmt.Errorf("is not absolute")
+			}
+			if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				return fmt.Errorf("has a control character")
+			}
+			k.Root = filepath.Clean(v)
+			return nil
+		},
+		format: func(k *Key) string { return k.Root },
+	},
+	{
+		name: "quota",
+		want: "a size above 0 (" + sizeWant + "), with root=",
+		set: func(k *Key, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("a quota of 0 refuses every upload")
+			}
+			k.Quota = n
+			return nil
+		},
+		format: func(k *Key) string { return formatSize(k.Quota) },
 	},
 	{
 		name: "user",
@@ -75,6 +107,15 @@ func limitOption(name string) keyOption {
 		set:    func(k *Key, v string) error { return k.Limits.set(name, v) },
 		format: func(k *Key) string { return k.Limits.Value(name) },
 	}
+}
+
+// checkOptions says what is wrong with a key's options taken together,
+// once they are all parsed.
+func checkOptions(k *Key) error {
+	if k.Quota > 0 && k.Root == "" {
+		return fmt.Errorf("quota= needs root=: a quota counts the bytes under the key's root")
+	}
+	return nil
 }
 
 // knownOptionNames lists keyOptions' names for error messages.
@@ -122,7 +163,7 @@ func parseOptions(k *Key, fields []string) error {
 			return fmt.Errorf("option %s=%q: %v: want %s", name, value, err, o.want)
 		}
 	}
-	return nil
+	return checkOptions(k)
 }
 
 // formatOptions is the NAME=VALUE fields of k's options, in table order.

@@ -17,8 +17,22 @@ func TestKeyLineOptions(t *testing.T) {
 	}{
 		{"options without scopes", "ok " + s + "\nci " + s + " cert=alice",
 			[]string{"line 2", `key "ci"`, "must list its scopes", "cert=alice"}},
-		{"unknown option", "ci " + s + " exec root=/srv",
-			[]string{"line 1", `unknown option "root"`, "known: cert, user, memory, pids, cpu, nofile, fsize, max"}},
+		{"unknown option", "ci " + s + " exec chroot=/srv",
+			[]string{"line 1", `unknown option "chroot"`, "known: cert, root, quota, user, memory, pids, cpu, nofile, fsize, max"}},
+		{"unknown option after a good one", "ci " + s + " exec cert=alice quotas=1G",
+			[]string{"line 1", `unknown option "quotas"`}},
+		{"root without scopes", "ci " + s + " root=/srv/drop",
+			[]string{"line 1", "must list its scopes", "root=/srv/drop"}},
+		{"relative root", "ci " + s + " files root=srv/drop",
+			[]string{"line 1", `root="srv/drop"`, "not absolute", "want an absolute directory path"}},
+		{"quota without root", "ci " + s + " files-write quota=10G",
+			[]string{"line 1", "quota= needs root="}},
+		{"bad quota", "ci " + s + " files-write root=/srv quota=10GB",
+			[]string{"line 1", `quota="10GB"`, "not a size", "K, M, G or T"}},
+		{"zero quota", "ci " + s + " files-write root=/srv quota=0",
+			[]string{"line 1", "refuses every upload"}},
+		{"unknown file scope", "ci " + s + " file root=/srv",
+			[]string{"line 1", `unknown scope "file"`, "files,files-write"}},
 		{"user that is no name", "ci " + s + " exec user=a/b",
 			[]string{"line 1", `option user="a/b": is not a user name`, "want the name of a unix user"}},
 		{"memory under 1M", "ci " + s + " exec memory=512K",
@@ -35,8 +49,6 @@ func TestKeyLineOptions(t *testing.T) {
 			[]string{"line 1", `option cpu="0": 0 CPUs runs nothing`}},
 		{"max 0", "ci " + s + " exec max=0",
 			[]string{"line 1", `option max="0": under 1`}},
-		{"unknown option after a good one", "ci " + s + " exec cert=alice quota=1G",
-			[]string{"line 1", `unknown option "quota"`}},
 		{"duplicate option", "ci " + s + " exec cert=alice cert=bob",
 			[]string{"line 1", `option "cert" given twice`}},
 		{"empty value", "ci " + s + " exec cert=",
@@ -77,6 +89,8 @@ func TestKeyLineRoundTrip(t *testing.T) {
 		"scoped " + s + " exec,echo",
 		"bound " + s + " exec,session cert=alice",
 		"spiffe " + s + " echo cert=spiffe://example.org/ci/a=b",
+		"drop " + s + " files,files-write root=/srv/drop quota=10G",
+		"odd " + s + " files-write cert=ci root=/ quota=1025",
 		"alice " + s + " exec,session user=alice memory=512M pids=256 cpu=1.5 nofile=1024 fsize=1G max=4",
 		"odd " + s + " exec memory=1536M cpu=0.25 fsize=1000",
 	} {
@@ -91,6 +105,10 @@ func TestKeyLineRoundTrip(t *testing.T) {
 	keys, _ := ParseKeys([]byte("spiffe " + s + " echo cert=spiffe://example.org/ci/a=b\n"))
 	if keys[0].Cert != "spiffe://example.org/ci/a=b" {
 		t.Errorf("cert= takes everything after the first '=': %q", keys[0].Cert)
+	}
+	keys, _ = ParseKeys([]byte("d " + s + " files root=/srv/drop/../x/ quota=512M\n"))
+	if keys[0].Root != "/srv/x" || keys[0].Quota != 512<<20 {
+		t.Errorf("root= is cleaned and quota= read as bytes: %q %d", keys[0].Root, keys[0].Quota)
 	}
 	keys, _ = ParseKeys([]byte("alice " + s + " exec user=alice memory=512M pids=256 cpu=1.5 nofile=1024 fsize=1G max=4\n"))
 	if k := keys[0]; k.User != "alice" || k.Max != 4 ||
@@ -114,6 +132,9 @@ func TestListsScope(t *testing.T) {
 	all, adm := keys[0], keys[1]
 	if !all.Allows(ScopeAdmin) || all.ListsScope(ScopeAdmin) {
 		t.Error("a key with no scopes allows admin but does not list it")
+	}
+	if !all.Allows(ScopeFiles) || !all.Allows(ScopeFilesWrite) || all.Allows(ScopeReplay) {
+		t.Error("a key with no scopes allows the file scopes (it has exec), not replay")
 	}
 	if !adm.ListsScope(ScopeAdmin) || !adm.ListsScope(ScopeExec) || adm.ListsScope(ScopeEcho) {
 		t.Error("a key lists exactly the scopes on its line")
@@ -148,6 +169,42 @@ func TestParseSize(t *testing.T) {
 	for _, s := range []string{"", "M", "-1", "+1", "1.5G", "1 G", "1GB", "1KiB", "0x10", "8388608T", "99999999999999999999"} {
 		if got, err := parseSize(s); err == nil {
 			t.Errorf("parseSize(%q) = %d, want an error", s, got)
+		}
+	}
+}
+
+// TestFileMethodScopes: reading methods need files, changing ones
+// files-write, and neither implies the other.
+func TestFileMethodScopes(t *testing.T) {
+	for m, want := range map[string]string{
+		"Stat": ScopeFiles, "List": ScopeFiles, "Download": ScopeFiles, "Usage": ScopeFiles, "ListUploads": ScopeFiles,
+		"Upload": ScopeFilesWrite, "StartUpload": ScopeFilesWrite, "QueryUpload": ScopeFilesWrite,
+		"CancelUpload": ScopeFilesWrite, "Mkdir": ScopeFilesWrite, "Remove": ScopeFilesWrite,
+		"Rename": ScopeFilesWrite, "Symlink": ScopeFilesWrite, "SetAttributes": ScopeFilesWrite,
+		"Chmod": "",
+	} {
+		if got := MethodScope("/rexec.v1.FileService/" + m); got != want {
+			t.Errorf("%s needs %q, want %q", m, got, want)
+		}
+	}
+	keys, err := ParseKeys([]byte("r " + vectorSecretB64 + " files root=/srv\nw " + vectorSecretB64 + " files-write root=/srv\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys[0].Allows(ScopeFilesWrite) || keys[1].Allows(ScopeFiles) {
+		t.Error("files and files-write are separate scopes")
+	}
+}
+
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "", 1: "1", 1024: "1K", 1536: "1536", 10 << 30: "10G", 3 << 40: "3T", 5<<20 + 1: "5242881"} {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+		if n > 0 {
+			if back, err := parseSize(formatSize(n)); err != nil || back != n {
+				t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
+			}
 		}
 	}
 }

@@ -29,6 +29,14 @@ const (
 	ScopeSession = "session" // ExecService.Session
 	ScopeEcho    = "echo"    // EchoService
 	ScopeAdmin   = "admin"   // health and reflection, when they are closed
+	// ScopeFiles reads files: FileService Stat, List, Download, Usage and
+	// ListUploads.
+	ScopeFiles = "files"
+	// ScopeFilesWrite changes files: FileService StartUpload, Upload,
+	// QueryUpload, CancelUpload, Mkdir, Remove, Rename, Symlink and
+	// SetAttributes. It does not imply ScopeFiles: a drop-box key may write
+	// and not read.
+	ScopeFilesWrite = "files-write"
 	// ScopeReplay lets the key's tokens be used more than once inside the
 	// skew window, for load-test tools that send one static header (ghz).
 	// It weakens replay protection for that key on purpose, so it is never
@@ -37,8 +45,11 @@ const (
 )
 
 // AllScopes lists every scope a key line with no scopes grants, in the
-// order of the docs. ScopeReplay is not among them.
-var AllScopes = []string{ScopeExec, ScopeSession, ScopeEcho, ScopeAdmin}
+// order of the docs. ScopeReplay is not among them. The file scopes are:
+// a plain line's key has exec, which reaches every file its user can reach
+// (`cat`, `tee`), so granting them adds no power, and leaving them out would
+// only make `rexec cp` fail with the key rexecd makes on first start.
+var AllScopes = []string{ScopeExec, ScopeSession, ScopeEcho, ScopeAdmin, ScopeFiles, ScopeFilesWrite}
 
 // knownScope reports whether a key line may list s.
 func knownScope(s string) bool { return s == ScopeReplay || slices.Contains(AllScopes, s) }
@@ -56,6 +67,16 @@ type Key struct {
 	// certificate has NAME as its subject common name or as a DNS or URI SAN
 	// (mTLS), and never on the raw transport. Empty: any connection.
 	Cert string
+
+	// Root, from root=DIR, confines the key's file calls to DIR (an absolute
+	// path): they resolve every path inside it and reach nothing outside.
+	// It does not confine commands: a key with exec or session and a root
+	// runs commands as rexecd's user. Empty: file calls reach the whole
+	// filesystem as rexecd's user may.
+	Root string
+	// Quota, from quota=SIZE, bounds the bytes under Root (finished files and
+	// partial uploads); 0 means none. It needs Root.
+	Quota int64
 
 	// User, from user=NAME, runs the key's commands (and its file calls)
 	// as that unix user, with a login's environment. Empty: as the user
@@ -285,6 +306,16 @@ func (r *KeyRing) Replace(keys []*Key) {
 
 // Lookup returns the key with id, or nil.
 func (r *KeyRing) Lookup(id string) *Key { return (*r.keys.Load())[id] }
+
+// All returns the keys, in no particular order.
+func (r *KeyRing) All() []*Key {
+	m := *r.keys.Load()
+	keys := make([]*Key, 0, len(m))
+	for _, k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
 
 // Len is the number of keys.
 func (r *KeyRing) Len() int { return len(*r.keys.Load()) }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/rexec/rexec/internal/version"
 )
 
 // The fixed messages of auth refusals. Every authentication failure gets
@@ -61,7 +63,8 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 		cfg.Logger.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "rexec: internal error (the server log has the details)")
 	})
-	return []grpc.ServerOption{
+	// The version header first, so that every call carries it (version.go).
+	return append(VersionServerOptions(version.String()),
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), needsAuth),
@@ -72,7 +75,20 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), needsAuth),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
+	)
+}
+
+// CallFromContext is what a gRPC server call's context says of it, for
+// Verify: its :authority, its connection's local address and TLS state.
+func CallFromContext(ctx context.Context, method string) Call {
+	c := Call{Method: method, TLS: ConnFromContext(ctx)}
+	if a := metadata.ValueFromIncomingContext(ctx, ":authority"); len(a) == 1 {
+		c.Authority = a[0]
 	}
+	if p, ok := peer.FromContext(ctx); ok {
+		c.Local = p.LocalAddr
+	}
+	return c
 }
 
 func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, error) {
@@ -86,7 +102,7 @@ func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, erro
 	case 0:
 		err = authFail("", "%v", errNoToken)
 	case 1:
-		k, err = cfg.Verifier.VerifyConn(vals[0], method, ConnFromContext(ctx))
+		k, err = cfg.Verifier.Verify(vals[0], CallFromContext(ctx, method))
 	default:
 		err = authFail("", "%d authorization values, want one", len(vals))
 	}

@@ -23,9 +23,17 @@ const MaxTokenLen = 512
 const (
 	nonceLen = 16
 	sigLen   = sha256.Size
-	// the signature domain: a signature for rexec v1 tokens means nothing elsewhere
-	domainTag = "rexec-v1\n"
+	// the signature domain: a signature for rexec v2 tokens means nothing
+	// elsewhere (v1 signed "rexec-v1\n" and no authority)
+	domainTag = "rexec-v2\n"
+	// prefix is where a v2 token's fields begin.
+	prefix = Scheme + " v2;"
 )
+
+// ErrTokenV1 is why a v1 token is refused: it signs the method but not the
+// server it was meant for, so a server that received one could spend it on
+// its peers. Only a client older than the server still sends one.
+var ErrTokenV1 = errors.New("token v1: client older than server")
 
 var b64 = base64.RawURLEncoding
 
@@ -38,34 +46,38 @@ type Token struct {
 }
 
 // Mint returns the authorization value for one call of fullMethod
-// ("/rexec.v1.ExecService/Run") with key at time now.
-func Mint(key *Key, fullMethod string, now time.Time) string {
+// ("/rexec.v1.ExecService/Run") with key at time now, to the server at
+// authority: the call's :authority header, which for rexec's clients is the
+// HOST:PORT they dialed. The server accepts it only when authority names
+// that server (VerifierOptions), so a token one host receives cannot be
+// spent on another that shares the key.
+func Mint(key *Key, fullMethod, authority string, now time.Time) string {
 	var nonce [nonceLen]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		panic("rexec: no randomness: " + err.Error()) // crypto/rand does not fail on Linux
 	}
-	return MintWith(key, fullMethod, now.Unix(), nonce)
+	return MintWith(key, fullMethod, authority, now.Unix(), nonce)
 }
 
 // MintWith is Mint with a given timestamp and nonce: for test vectors.
-func MintWith(key *Key, fullMethod string, ts int64, nonce [nonceLen]byte) string {
+func MintWith(key *Key, fullMethod, authority string, ts int64, nonce [nonceLen]byte) string {
 	t := Token{KeyID: key.ID, TS: ts, Nonce: nonce}
-	t.Sig = sign(key, t.KeyID, t.TS, t.Nonce, fullMethod)
+	t.Sig = sign(key, t.KeyID, t.TS, t.Nonce, fullMethod, authority)
 	return t.String()
 }
 
 // String formats t as an authorization value.
 func (t *Token) String() string {
-	return Scheme + " v1;kid=" + t.KeyID +
+	return prefix + "kid=" + t.KeyID +
 		";ts=" + strconv.FormatInt(t.TS, 10) +
 		";nonce=" + b64.EncodeToString(t.Nonce[:]) +
 		";sig=" + b64.EncodeToString(t.Sig[:])
 }
 
-func sign(key *Key, kid string, ts int64, nonce [nonceLen]byte, method string) (sig [sigLen]byte) {
+func sign(key *Key, kid string, ts int64, nonce [nonceLen]byte, method, authority string) (sig [sigLen]byte) {
 	m := key.mac()
 	defer key.macs.Put(m)
-	var buf [256]byte
+	var buf [512]byte
 	b := append(buf[:0], domainTag...)
 	b = append(b, kid...)
 	b = append(b, '\n')
@@ -74,6 +86,8 @@ func sign(key *Key, kid string, ts int64, nonce [nonceLen]byte, method string) (
 	b = b64.AppendEncode(b, nonce[:])
 	b = append(b, '\n')
 	b = append(b, method...)
+	b = append(b, '\n')
+	b = append(b, authority...)
 	m.Write(b)
 	m.Sum(sig[:0])
 	return sig
@@ -94,9 +108,12 @@ func parseToken(v string, t *Token) error {
 	if len(v) > MaxTokenLen {
 		return fmt.Errorf("token is %d bytes, over %d", len(v), MaxTokenLen)
 	}
-	rest, ok := strings.CutPrefix(v, Scheme+" v1;")
+	rest, ok := strings.CutPrefix(v, prefix)
 	if !ok {
-		return errors.New("not a " + Scheme + " v1 token")
+		if strings.HasPrefix(v, Scheme+" v1;") {
+			return ErrTokenV1
+		}
+		return errors.New("not a " + Scheme + " v2 token")
 	}
 	fields := [4]string{"kid=", "ts=", "nonce=", "sig="}
 	for i, name := range fields {

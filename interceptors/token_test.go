@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +17,23 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // The README's test vector, computed independently (Python's hmac module).
 const (
 	vectorSecretB64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-	vectorToken     = "rexec-hmac-sha256 v1;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;sig=R_mt5tihaF0pugVUyP2sR7mOgon04pKgoDEW9-bdE8k"
+	vectorToken     = "rexec-hmac-sha256 v2;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;sig=TspnLXu0GJslrqDLZ0j0crnDRODLLNv3aQD4SmDAw_k"
 	vectorMethod    = "/rexec.v1.ExecService/Run"
+	vectorAuthority = "127.0.0.1:50051"
 	vectorTS        = 1767225600
+	// The v1 token of the same inputs (no authority), as README showed it
+	// before v2: servers now refuse it.
+	vectorTokenV1 = "rexec-hmac-sha256 v1;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;sig=R_mt5tihaF0pugVUyP2sR7mOgon04pKgoDEW9-bdE8k"
 )
+
+// vectorLocal is the local address of a server listening on the vector's
+// authority.
+var vectorLocal = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}
+
+// call is a call of method that came to vectorLocal naming vectorAuthority.
+func call(method string) Call {
+	return Call{Method: method, Authority: vectorAuthority, Local: vectorLocal}
+}
 
 func vectorKey(t testing.TB) *Key {
 	keys, err := ParseKeys([]byte("ops " + vectorSecretB64 + "\n"))
@@ -37,7 +51,7 @@ func vectorNonce() (n [16]byte) {
 }
 
 func TestTokenVector(t *testing.T) {
-	got := MintWith(vectorKey(t), vectorMethod, vectorTS, vectorNonce())
+	got := MintWith(vectorKey(t), vectorMethod, vectorAuthority, vectorTS, vectorNonce())
 	if got != vectorToken {
 		t.Fatalf("minted\n%s\nwant\n%s", got, vectorToken)
 	}
@@ -55,9 +69,10 @@ func TestParseTokenStrict(t *testing.T) {
 	bad := map[string]string{
 		"empty":              "",
 		"other scheme":       strings.Replace(good, "rexec-hmac-sha256", "Bearer", 1),
-		"version 2":          strings.Replace(good, " v1;", " v2;", 1),
-		"fields reordered":   "rexec-hmac-sha256 v1;ts=1767225600;kid=ops;nonce=oKGio6SlpqeoqaqrrK2urw;sig=R_mt5tihaF0pugVUyP2sR7mOgon04pKgoDEW9-bdE8k",
-		"duplicate field":    good + ";sig=R_mt5tihaF0pugVUyP2sR7mOgon04pKgoDEW9-bdE8k",
+		"version 1":          vectorTokenV1,
+		"version 3":          strings.Replace(good, " v2;", " v3;", 1),
+		"fields reordered":   "rexec-hmac-sha256 v2;ts=1767225600;kid=ops;nonce=oKGio6SlpqeoqaqrrK2urw;sig=TspnLXu0GJslrqDLZ0j0crnDRODLLNv3aQD4SmDAw_k",
+		"duplicate field":    good + ";sig=TspnLXu0GJslrqDLZ0j0crnDRODLLNv3aQD4SmDAw_k",
 		"missing sig":        good[:strings.Index(good, ";sig=")],
 		"ts with sign":       strings.Replace(good, "ts=1767225600", "ts=+1767225600", 1),
 		"ts leading zero":    strings.Replace(good, "ts=1767225600", "ts=01767225600", 1),
@@ -67,7 +82,7 @@ func TestParseTokenStrict(t *testing.T) {
 		"space after ;":      strings.Replace(good, ";kid", "; kid", 1),
 		"kid with space":     strings.Replace(good, "kid=ops", "kid=o s", 1),
 		"oversize":           good + strings.Repeat("A", MaxTokenLen),
-		"std base64 in sig":  strings.Replace(good, "R_mt5", "R/mt5", 1),
+		"std base64 in sig":  strings.Replace(good, "w_k", "w/k", 1),
 		"trailing semicolon": good + ";",
 	}
 	for name, v := range bad {
@@ -87,7 +102,7 @@ func TestVerify(t *testing.T) {
 	other, _ := GenerateKey("ops") // same id, other secret
 	clk := &clock{now: time.Unix(vectorTS, 0)}
 	v := NewVerifier(NewKeyRing([]*Key{ops, echoOnly}), VerifierOptions{Now: clk.Now, Skew: time.Minute})
-	mint := func(k *Key, method string, at time.Time) string { return Mint(k, method, at) }
+	mint := func(k *Key, method string, at time.Time) string { return Mint(k, method, vectorAuthority, at) }
 	now := clk.now
 
 	cases := []struct {
@@ -112,7 +127,7 @@ func TestVerify(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			k, err := v.Verify(c.token, c.method)
+			k, err := v.Verify(c.token, call(c.method))
 			if c.ok {
 				if err != nil || k == nil {
 					t.Fatalf("refused: %v", err)
@@ -135,11 +150,11 @@ func TestTamperedSignatureRefused(t *testing.T) {
 	v := NewVerifier(NewKeyRing([]*Key{ops}), VerifierOptions{Now: func() time.Time { return time.Unix(vectorTS, 0) }})
 	tok := []byte(vectorToken)
 	i := strings.Index(vectorToken, "sig=") + 6
-	tok[i] ^= 'R' ^ 'S'
-	if _, err := v.Verify(string(tok), vectorMethod); err == nil {
+	tok[i] ^= 'p' ^ 'q'
+	if _, err := v.Verify(string(tok), call(vectorMethod)); err == nil {
 		t.Fatal("tampered signature accepted")
 	}
-	if _, err := v.Verify(vectorToken, vectorMethod); err != nil {
+	if _, err := v.Verify(vectorToken, call(vectorMethod)); err != nil {
 		t.Fatalf("the vector itself refused: %v", err)
 	}
 }
@@ -148,27 +163,27 @@ func TestReplay(t *testing.T) {
 	ops := vectorKey(t)
 	clk := &clock{now: time.Unix(vectorTS, 0)}
 	v := NewVerifier(NewKeyRing([]*Key{ops}), VerifierOptions{Now: clk.Now, Skew: time.Minute, MaxNonces: 3})
-	if _, err := v.Verify(vectorToken, vectorMethod); err != nil {
+	if _, err := v.Verify(vectorToken, call(vectorMethod)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(vectorToken, vectorMethod); err == nil || !strings.Contains(err.Error(), "replayed") {
+	if _, err := v.Verify(vectorToken, call(vectorMethod)); err == nil || !strings.Contains(err.Error(), "replayed") {
 		t.Fatalf("replay: %v, want refused as replayed", err)
 	}
 	// Two more fill the cache of 3; a fourth is refused until the window moves on.
 	for range 2 {
-		if _, err := v.Verify(Mint(ops, vectorMethod, clk.now), vectorMethod); err != nil {
+		if _, err := v.Verify(Mint(ops, vectorMethod, vectorAuthority, clk.now), call(vectorMethod)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := v.Verify(Mint(ops, vectorMethod, clk.now), vectorMethod); err == nil || !strings.Contains(err.Error(), "full") {
+	if _, err := v.Verify(Mint(ops, vectorMethod, vectorAuthority, clk.now), call(vectorMethod)); err == nil || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("over the cache bound: %v, want refused (cache full)", err)
 	}
 	clk.now = clk.now.Add(61 * time.Second)
-	if _, err := v.Verify(Mint(ops, vectorMethod, clk.now), vectorMethod); err != nil {
+	if _, err := v.Verify(Mint(ops, vectorMethod, vectorAuthority, clk.now), call(vectorMethod)); err != nil {
 		t.Fatalf("after the window moved on: %v", err)
 	}
 	// The old token is now refused for its age, not remembered.
-	if _, err := v.Verify(vectorToken, vectorMethod); err == nil || !strings.Contains(err.Error(), "off the server's clock") {
+	if _, err := v.Verify(vectorToken, call(vectorMethod)); err == nil || !strings.Contains(err.Error(), "off the server's clock") {
 		t.Fatalf("old token: %v", err)
 	}
 }
@@ -228,12 +243,12 @@ func BenchmarkVerify(b *testing.B) {
 	v := NewVerifier(NewKeyRing([]*Key{k}), VerifierOptions{MaxNonces: b.N + 1})
 	toks := make([]string, b.N)
 	for i := range toks {
-		toks[i] = Mint(k, vectorMethod, time.Now())
+		toks[i] = Mint(k, vectorMethod, vectorAuthority, time.Now())
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := v.Verify(toks[i], vectorMethod); err != nil {
+		if _, err := v.Verify(toks[i], call(vectorMethod)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -243,7 +258,7 @@ func BenchmarkMint(b *testing.B) {
 	k := vectorKey(b)
 	b.ReportAllocs()
 	for range b.N {
-		Mint(k, vectorMethod, time.Now())
+		Mint(k, vectorMethod, vectorAuthority, time.Now())
 	}
 }
 
@@ -261,17 +276,17 @@ func TestReplayScope(t *testing.T) {
 	}
 	v := NewVerifier(NewKeyRing([]*Key{all, load}), VerifierOptions{})
 	const echo = "/rexec.v1.EchoService/Echo"
-	tok := Mint(load, echo, time.Now())
+	tok := Mint(load, echo, vectorAuthority, time.Now())
 	for i := range 3 {
-		if _, err := v.Verify(tok, echo); err != nil {
+		if _, err := v.Verify(tok, call(echo)); err != nil {
 			t.Fatalf("use %d of a replay-scoped token: %v", i+1, err)
 		}
 	}
-	tok = Mint(all, echo, time.Now())
-	if _, err := v.Verify(tok, echo); err != nil {
+	tok = Mint(all, echo, vectorAuthority, time.Now())
+	if _, err := v.Verify(tok, call(echo)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(tok, echo); err == nil {
+	if _, err := v.Verify(tok, call(echo)); err == nil {
 		t.Error("a key with no scopes reused a token")
 	}
 }

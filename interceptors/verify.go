@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -28,12 +30,22 @@ type VerifierOptions struct {
 	// ScopeOf maps a full method name to the scope it needs. By default
 	// MethodScope.
 	ScopeOf func(fullMethod string) string
+	// Names are more names a token's :authority may give for this server,
+	// each HOST (any port) or HOST:PORT: what clients dial when they reach
+	// it through a load balancer or a port mapping. A name that several
+	// servers share lets them spend each other's tokens. By default none:
+	// see Call for the authorities a server accepts without them.
+	Names []string
+	// Hostname is the server's host name, which a token's :authority may
+	// give. By default os.Hostname(); "-" accepts no host name.
+	Hostname string
 }
 
 // Verifier checks tokens against a KeyRing. It is safe for concurrent use.
 type Verifier struct {
 	keys   *KeyRing
 	opts   VerifierOptions
+	aud    audience
 	replay replayCache
 }
 
@@ -51,7 +63,10 @@ func NewVerifier(keys *KeyRing, opts VerifierOptions) *Verifier {
 	if opts.ScopeOf == nil {
 		opts.ScopeOf = MethodScope
 	}
-	return &Verifier{keys: keys, opts: opts, replay: replayCache{
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	return &Verifier{keys: keys, opts: opts, aud: newAudience(opts.Names, opts.Hostname), replay: replayCache{
 		window: int64(opts.Skew / time.Second), max: opts.MaxNonces,
 		buckets: map[int64]map[[nonceLen]byte]struct{}{},
 	}}
@@ -75,20 +90,34 @@ func authFail(kid, format string, args ...any) *AuthError {
 	return &AuthError{KeyID: kid, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Verify checks the authorization value for one call of fullMethod on a
-// connection without a verified client certificate; see VerifyConn.
-func (v *Verifier) Verify(value, fullMethod string) (*Key, error) {
-	return v.VerifyConn(value, fullMethod, nil)
+// Call is what the server knows of a call besides its token.
+type Call struct {
+	// Method is the full method name, "/rexec.v1.ExecService/Run".
+	Method string
+	// Authority is the call's :authority header: the HOST:PORT the client
+	// dialed, which its token signs. The server accepts it when PORT is the
+	// port the connection arrived on and HOST is the address it arrived on
+	// (an IP the client reached, so one of the server's own), "localhost"
+	// when that address is loopback, the server's host name, or else when
+	// it is one of VerifierOptions.Names.
+	Authority string
+	// Local is the connection's local address (nil when unknown: then only
+	// VerifierOptions.Names are accepted).
+	Local net.Addr
+	// TLS is the connection's TLS state; nil without TLS.
+	TLS *tls.ConnectionState
 }
 
-// VerifyConn checks the authorization value for one call of fullMethod on a
-// connection with TLS state conn (nil: no TLS) and returns the key that
+// Verify checks the authorization value for call and returns the key that
 // signed it, or an *AuthError. A key bound to a client certificate (cert=)
-// that conn does not carry is refused as unauthenticated, before its scopes
-// are looked at.
-func (v *Verifier) VerifyConn(value, fullMethod string, conn *tls.ConnectionState) (*Key, error) {
+// that call.TLS does not carry is refused as unauthenticated, before its
+// scopes are looked at.
+func (v *Verifier) Verify(value string, call Call) (*Key, error) {
 	var t Token
 	if err := parseToken(value, &t); err != nil {
+		if errors.Is(err, ErrTokenV1) {
+			return nil, authFail("", "%v", err)
+		}
 		return nil, authFail("", "malformed token: %v", err)
 	}
 	k := v.keys.Lookup(t.KeyID)
@@ -99,9 +128,15 @@ func (v *Verifier) VerifyConn(value, fullMethod string, conn *tls.ConnectionStat
 	if d := now - t.TS; d > v.replay.window || -d > v.replay.window {
 		return nil, authFail(t.KeyID, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
 	}
-	want := sign(k, t.KeyID, t.TS, t.Nonce, fullMethod)
+	want := sign(k, t.KeyID, t.TS, t.Nonce, call.Method, call.Authority)
 	if !hmac.Equal(want[:], t.Sig[:]) {
-		return nil, authFail(t.KeyID, "bad signature (wrong secret, or minted for another method)")
+		return nil, authFail(t.KeyID, "bad signature (wrong secret, or minted for another method or :authority)")
+	}
+	// The signature holds, so a key holder meant this token for
+	// call.Authority: if that is not this server, the token was taken from
+	// the server it was for (or the client dialed a name we do not know).
+	if err := v.aud.check(call.Authority, call.Local); err != nil {
+		return nil, authFail(t.KeyID, "token for another server: %v", err)
 	}
 	// Only after the signature: nobody without a key can fill the cache. A
 	// key with the replay scope opted out of it (load-test tools).
@@ -113,18 +148,19 @@ func (v *Verifier) VerifyConn(value, fullMethod string, conn *tls.ConnectionStat
 			return nil, authFail(t.KeyID, "replay cache full (%d nonces in the window)", v.replay.max)
 		}
 	}
-	if err := CheckConn(k, conn); err != nil {
+	if err := CheckConn(k, call.TLS); err != nil {
 		return nil, authFail(t.KeyID, "%v", err)
 	}
-	if scope := v.opts.ScopeOf(fullMethod); scope == "" || !k.Allows(scope) {
-		return nil, &AuthError{Denied: true, KeyID: k.ID, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, fullMethod)}
+	if scope := v.opts.ScopeOf(call.Method); scope == "" || !k.Allows(scope) {
+		return nil, &AuthError{Denied: true, KeyID: k.ID, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, call.Method)}
 	}
 	return k, nil
 }
 
 // MethodScope is the default map from a method to its scope: ExecService.Run
-// needs exec, Session needs session, EchoService needs echo, health and
-// reflection need admin; anything else needs a scope no key has.
+// needs exec, Session needs session, EchoService needs echo, FileService's
+// methods files or files-write (fileMethodScopes), health and reflection
+// need admin; anything else needs a scope no key has.
 func MethodScope(fullMethod string) string {
 	switch {
 	case fullMethod == "/rexec.v1.ExecService/Run":
@@ -133,10 +169,33 @@ func MethodScope(fullMethod string) string {
 		return ScopeSession
 	case strings.HasPrefix(fullMethod, "/rexec.v1.EchoService/"):
 		return ScopeEcho
+	case strings.HasPrefix(fullMethod, fileServicePrefix):
+		return fileMethodScopes[strings.TrimPrefix(fullMethod, fileServicePrefix)]
 	case IsAdminMethod(fullMethod):
 		return ScopeAdmin
 	}
 	return ""
+}
+
+const fileServicePrefix = "/rexec.v1.FileService/"
+
+// fileMethodScopes maps each FileService method to its scope. A method not
+// here (a newer one this table forgot) needs a scope no key has.
+var fileMethodScopes = map[string]string{
+	"Stat":          ScopeFiles,
+	"List":          ScopeFiles,
+	"Download":      ScopeFiles,
+	"Usage":         ScopeFiles,
+	"ListUploads":   ScopeFiles,
+	"Mkdir":         ScopeFilesWrite,
+	"Remove":        ScopeFilesWrite,
+	"Rename":        ScopeFilesWrite,
+	"Symlink":       ScopeFilesWrite,
+	"SetAttributes": ScopeFilesWrite,
+	"StartUpload":   ScopeFilesWrite,
+	"Upload":        ScopeFilesWrite,
+	"QueryUpload":   ScopeFilesWrite,
+	"CancelUpload":  ScopeFilesWrite,
 }
 
 // IsAdminMethod reports whether fullMethod is health or reflection.

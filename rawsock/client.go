@@ -97,7 +97,7 @@ func (c *Client) Echo(ctx context.Context, msg string, upper bool) (string, erro
 	err := c.do(ctx, func() error {
 		flags := byte(0)
 		if upper {
-			flags = echoUpper
+			flags = EchoUpper
 		}
 		if err := WriteFrame(c.nc, TypeEcho, []byte{flags}, []byte(msg)); err != nil {
 			return err

@@ -1,6 +1,8 @@
 // Package rawsock is rexec over a plain TCP socket: the classic socket recipe
-// (length-prefixed frames, an HMAC challenge-response) done right, serving
-// the same runner as the gRPC server. It exists so that the two can be read,
+// (length-prefixed frames, an HMAC challenge-response) done right. It holds
+// the protocol (frames, handshake, payloads) and the client; the server, over
+// the same runner as the gRPC server, is rawsock/rawserver, so that a client
+// links no server code. It exists so that the two transports can be read,
 // run and measured side by side; docs/PROTOCOL.md is the wire format.
 //
 // A client dials, which runs the handshake, then runs commands one after
@@ -13,11 +15,5 @@
 //	// or, with stdin streamed to the command and EOF at its end:
 //	exited, err = c.RunStdin(ctx, &rexecv1.RunRequest{Shell: "sort"}, os.Stdin, os.Stdout, os.Stderr)
 //
-// A server shares its runner with the gRPC server, so that both count against
-// one --max-concurrent:
-//
-//	srv := rawsock.NewServer(rawsock.Config{Keys: ring, Runner: run})
-//	go srv.Serve(lis)
-//	...
-//	srv.Shutdown(10 * time.Second)
+// rawserver's doc shows the server's side.
 package rawsock

@@ -2,7 +2,6 @@ package rawsock
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -65,78 +64,6 @@ func appendAnswer(dst []byte, keyID string, proof [MACLen]byte) []byte {
 	dst = append(dst, byte(len(keyID)))
 	dst = append(dst, keyID...)
 	return append(dst, proof[:]...)
-}
-
-// readAnswer reads the client's answer. Everything is bounded by the length
-// byte (at most 255, refused above MaxKeyIDLen): nothing to allocate.
-func readAnswer(r io.Reader) (string, [MACLen]byte, error) {
-	var proof [MACLen]byte
-	var n [1]byte
-	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return "", proof, fmt.Errorf("read key id length: %w", err)
-	}
-	switch {
-	case n[0] == 'P':
-		return "", proof, errors.New("the client sent 'P', as an HTTP/2 (gRPC) client's preface begins: a gRPC client at the raw port")
-	case n[0] == 0 || n[0] > MaxKeyIDLen:
-		return "", proof, fmt.Errorf("key id length %d, want 1 to %d", n[0], MaxKeyIDLen)
-	}
-	var buf [MaxKeyIDLen + MACLen]byte
-	b := buf[:int(n[0])+MACLen]
-	if _, err := io.ReadFull(r, b); err != nil {
-		return "", proof, fmt.Errorf("read key id and proof: %w", noEOF(err))
-	}
-	copy(proof[:], b[n[0]:])
-	return string(b[:n[0]]), proof, nil
-}
-
-// serverHandshake runs the server's side over rw (the caller sets a deadline
-// on the connection). It returns the authenticated key; on failure it has sent
-// StatusRefused, and the error says why, for the server's log only.
-func serverHandshake(rw io.ReadWriter, ring *interceptors.KeyRing, challenge [ChallengeLen]byte) (*interceptors.Key, error) {
-	hello := append([]byte{Version}, challenge[:]...)
-	if _, err := rw.Write(hello); err != nil {
-		return nil, fmt.Errorf("send challenge: %w", err)
-	}
-	kid, proof, err := readAnswer(rw)
-	if err != nil {
-		return nil, err
-	}
-	key := ring.Lookup(kid)
-	var want [MACLen]byte
-	if key != nil {
-		want = Proof(key.Secret, challenge[:], kid)
-	}
-	// Compare even for an unknown key, so timing does not tell which failed.
-	proven := hmac.Equal(want[:], proof[:]) && key != nil
-	// A key bound to a client certificate (cert=) is never good here: raw has no TLS.
-	unbound := interceptors.CheckConn(key, nil)
-	ok := proven && unbound == nil
-	status := StatusOK
-	if !ok {
-		status = StatusRefused
-	}
-	if _, err := rw.Write([]byte{status}); err != nil {
-		return nil, fmt.Errorf("send status: %w", err)
-	}
-	switch {
-	case key == nil:
-		return nil, fmt.Errorf("unknown key id %q", kid)
-	case !proven:
-		return nil, fmt.Errorf("bad proof for key %q", kid)
-	case !ok:
-		return nil, unbound
-	}
-	return key, nil
-}
-
-// newChallenge returns 32 random bytes.
-func newChallenge() [ChallengeLen]byte {
-	var c [ChallengeLen]byte
-	if _, err := rand.Read(c[:]); err != nil {
-		panic("rexec: no randomness: " + err.Error()) // crypto/rand does not fail on Linux
-	}
-	return c
 }
 
 // clientHandshake runs the client's side over rw.

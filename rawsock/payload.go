@@ -1,20 +1,16 @@
 package rawsock
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-	"strings"
+	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
-	"github.com/rexec/rexec/runner"
 )
 
 // Command is the payload of a command frame, as JSON: the one payload that is
@@ -49,15 +45,16 @@ type CommandLimits struct {
 	FSizeBytes  uint64 `json:"fsize_bytes,omitempty"`
 }
 
-// proto is l as the gRPC API carries it, nil for none.
-func (l *CommandLimits) proto() *rexecv1.Limits {
+// Proto is l as the gRPC API carries it, nil for none.
+func (l *CommandLimits) Proto() *rexecv1.Limits {
 	if l == nil {
 		return nil
 	}
 	return &rexecv1.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, MilliCpu: l.MilliCPU, Nofile: l.NoFile, FsizeBytes: l.FSizeBytes}
 }
 
-func limitsOf(l *rexecv1.Limits) *CommandLimits {
+// LimitsOf is the command frame's limits for the API's, nil for none.
+func LimitsOf(l *rexecv1.Limits) *CommandLimits {
 	if l == nil {
 		return nil
 	}
@@ -74,129 +71,22 @@ func commandFromRequest(req *rexecv1.RunRequest) (Command, error) {
 		Shell: req.GetShell(), Argv: req.GetArgv(), Env: req.GetEnv(), Dir: req.GetDir(),
 		MaxOutput: int64(min(req.GetMaxOutputBytes(), math.MaxInt64)),
 		Stdin:     len(req.GetStdin()) > 0,
-		Limits:    limitsOf(req.GetLimits()),
+		Limits:    LimitsOf(req.GetLimits()),
 	}
 	if t := req.GetTimeout(); t != nil {
 		if err := t.CheckValid(); err != nil {
-			return Command{}, &runner.FieldError{Field: "timeout", Problem: err.Error()}
+			return Command{}, fmt.Errorf("timeout: %w", err)
 		}
 		d := t.AsDuration()
 		switch {
 		case d < 0:
-			return Command{}, &runner.FieldError{Field: "timeout", Problem: fmt.Sprintf("negative (%v)", d)}
+			return Command{}, fmt.Errorf("timeout: negative (%v)", d)
 		case d > 0 && d < time.Millisecond:
-			return Command{}, &runner.FieldError{Field: "timeout", Problem: fmt.Sprintf("%v is under the raw protocol's resolution of 1ms (0 means none)", d)}
+			return Command{}, fmt.Errorf("timeout: %v is under the raw protocol's resolution of 1ms (0 means none)", d)
 		}
 		c.TimeoutMS = int64((d + time.Millisecond - 1) / time.Millisecond)
 	}
 	return c, nil
-}
-
-// commandFields are the command object's field names, for error messages.
-const commandFields = "shell, argv, env, dir, timeout_ms, max_output, stdin, limits (memory_bytes, pids, milli_cpu, nofile, fsize_bytes)"
-
-// maxTimeoutMS is the largest timeout_ms a time.Duration holds.
-const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
-
-// decodeCommand parses a command payload into a runner spec, and the
-// limits it asks for (nil for none), which the server checks against its
-// key's; the runner checks the spec against its own limits.
-//
-// The parse is strict, where encoding/json is lenient in four ways that
-// each let a client believe a command was understood when it was not:
-// field names match exactly (encoding/json also takes "SHELL" for shell),
-// a field given twice is refused (encoding/json keeps the last), nothing
-// may follow the object (encoding/json's Decoder stops after it), and every
-// string must be valid UTF-8, with no lone surrogate escape such as \ud800
-// (encoding/json silently turns both into U+FFFD, so a command would act on
-// another file name than the one sent). go-json-experiment/json, the
-// package encoding/json/v2 comes from, does all four by default.
-func decodeCommand(payload []byte) (runner.Spec, *rexecv1.Limits, error) {
-	var c Command
-	if b := bytes.TrimLeft(payload, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return runner.Spec{}, nil, &runner.FieldError{Field: "command", Problem: "not a JSON object: send {\"shell\": ...} or {\"argv\": [...]}"}
-	}
-	if err := json.Unmarshal(payload, &c, json.RejectUnknownMembers(true)); err != nil {
-		return runner.Spec{}, nil, commandError(err)
-	}
-	switch {
-	case c.TimeoutMS < 0:
-		return runner.Spec{}, nil, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("negative (%d): give a number of milliseconds, or 0 for the server's maximum", c.TimeoutMS)}
-	case c.TimeoutMS > maxTimeoutMS:
-		return runner.Spec{}, nil, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("%d is too large (at most %d)", c.TimeoutMS, maxTimeoutMS)}
-	}
-	return runner.Spec{
-		Shell: c.Shell, Argv: c.Argv, Env: c.Env, Dir: c.Dir,
-		Timeout:   time.Duration(c.TimeoutMS) * time.Millisecond,
-		MaxOutput: c.MaxOutput,
-		OpenStdin: c.Stdin,
-	}, c.Limits.proto(), nil
-}
-
-// commandError turns a JSON decoding error into one naming the field that is
-// wrong and what is wrong with it.
-func commandError(err error) *runner.FieldError {
-	var (
-		sem *json.SemanticError
-		syn *jsontext.SyntacticError
-	)
-	switch {
-	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
-		return &runner.FieldError{Field: "command", Problem: fmt.Sprintf("unknown field %q (field names are exact: %s)", sem.JSONPointer.LastToken(), commandFields)}
-	case errors.As(err, &sem):
-		want := "a " + sem.GoType.String()
-		switch sem.GoType.String() {
-		case "int64":
-			want = "an integer"
-		case "uint64":
-			want = "an integer of at least 0"
-		case "*rawsock.CommandLimits":
-			want = "an object"
-		case "[]string":
-			want = "an array of strings"
-		}
-		got := ""
-		if sem.JSONKind != 0 {
-			got = " (got " + sem.JSONKind.String() + ")"
-		}
-		if sem.Err != nil {
-			got += ": " + sem.Err.Error()
-		}
-		return &runner.FieldError{Field: fieldOf(sem.JSONPointer), Problem: "want " + want + got}
-	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
-		return &runner.FieldError{Field: "command", Problem: fmt.Sprintf("field %q given twice", syn.JSONPointer.LastToken())}
-	case errors.As(err, &syn) && notText(syn.Err):
-		return &runner.FieldError{Field: fieldOf(syn.JSONPointer), Problem: "not valid UTF-8 (a raw byte, or an escape of a lone surrogate such as \\ud800); rexec passes text arguments"}
-	case errors.As(err, &syn) && strings.Contains(syn.Err.Error(), "after top-level value"):
-		return &runner.FieldError{Field: "command", Problem: fmt.Sprintf("bytes after the JSON object, at offset %d: send one object per command frame", syn.ByteOffset)}
-	case errors.As(err, &syn):
-		return &runner.FieldError{Field: "command", Problem: fmt.Sprintf("not valid JSON at offset %d: %v", syn.ByteOffset, syn.Err)}
-	}
-	return &runner.FieldError{Field: "command", Problem: "not a JSON command object: " + err.Error()}
-}
-
-// notText reports whether a syntax error is a string that is not UTF-8 text.
-// jsontext does not export these errors: its messages are the contract
-// (TestCommandParsedStrictly fails if they change).
-func notText(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "invalid UTF-8") || strings.Contains(s, "surrogate")
-}
-
-// fieldOf names the field a JSON pointer points into: "/argv/2" is argv[2].
-func fieldOf(p jsontext.Pointer) string {
-	var b strings.Builder
-	for tok := range p.Tokens() {
-		if b.Len() == 0 {
-			b.WriteString(tok)
-		} else {
-			b.WriteString("[" + tok + "]")
-		}
-	}
-	if b.Len() == 0 {
-		return "command"
-	}
-	return b.String()
 }
 
 // ExitLen is the length of an exit frame's payload that this version writes.
@@ -211,40 +101,30 @@ const (
 	exitLenV2 = 40
 )
 
-// exit flag bits
+// The exit record's flag bits: ExitOutputIncomplete says a descendant held
+// the output open past the drain grace; ExitUsageCgroup that the usage is
+// the command's cgroup's.
 const (
-	flagOutputIncomplete = 1
-	flagUsageCgroup      = 2 // the usage is the command's cgroup's
+	ExitOutputIncomplete = 1
+	ExitUsageCgroup      = 2
 )
 
-// appendExit encodes how a command ended:
-//
-//	int32 exit code (-1 when a signal killed it) | uint8 signal | uint8 reason |
-//	uint8 flags | uint64 duration ns | uint64 dropped | uint64 stdout bytes | uint64 stderr bytes |
-//	uint8 signal rexec sent to end it |
-//	uint64 user CPU ns | uint64 system CPU ns | uint64 peak memory bytes | uint64 peak processes |
-//	uint64 memory limit bytes
-func appendExit(dst []byte, r *runner.Result) []byte {
-	var flags byte
-	if r.OutputIncomplete {
-		flags |= flagOutputIncomplete
+// linuxSignals are the names of the signal numbers a Linux server sends,
+// whatever the client's OS numbers them (darwin's USR1 is 30, say).
+var linuxSignals = [...]string{1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS",
+	8: "FPE", 9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
+	16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN", 22: "TTOU", 23: "URG",
+	24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF", 28: "WINCH", 29: "IO", 30: "PWR", 31: "SYS"}
+
+// signalName names signal n as the gRPC API does (TERM, KILL): "" for none.
+func signalName(n int) string {
+	switch {
+	case n == 0:
+		return ""
+	case n < len(linuxSignals):
+		return linuxSignals[n]
 	}
-	if r.Usage.Cgroup {
-		flags |= flagUsageCgroup
-	}
-	be := binary.BigEndian
-	dst = be.AppendUint32(dst, uint32(int32(r.ExitCode)))
-	dst = append(dst, byte(r.Signal), byte(r.Reason), flags)
-	dst = be.AppendUint64(dst, uint64(r.Duration))
-	dst = be.AppendUint64(dst, uint64(r.Dropped))
-	dst = be.AppendUint64(dst, uint64(r.StdoutBytes))
-	dst = be.AppendUint64(dst, uint64(r.StderrBytes))
-	dst = append(dst, byte(r.SentSignal))
-	dst = be.AppendUint64(dst, uint64(r.Usage.UserCPU))
-	dst = be.AppendUint64(dst, uint64(r.Usage.SystemCPU))
-	dst = be.AppendUint64(dst, uint64(max(r.Usage.PeakMemory, 0)))
-	dst = be.AppendUint64(dst, uint64(max(r.Usage.PeakProcesses, 0)))
-	return be.AppendUint64(dst, uint64(max(r.Limits.Memory, 0)))
+	return fmt.Sprintf("SIG%d", n)
 }
 
 // decodeExit is appendExit's inverse, into the message the gRPC client
@@ -255,21 +135,23 @@ func decodeExit(p []byte) (*rexecv1.Exited, error) {
 	}
 	be := binary.BigEndian
 	sig := int(p[4])
-	reason := runner.Reason(p[5])
+	// The reason byte has EndReason's numbers (PROTOCOL.md): 1 exited, 2
+	// timeout, 3 cancelled, 4 shutdown, 5 OOM.
+	reason := rexecv1.EndReason(p[5])
 	e := &rexecv1.Exited{}
 	e.ExitCode = int32(be.Uint32(p[0:4]))
 	e.SignalNumber = int32(sig)
-	e.Signal = runner.SignalName(sig)
-	e.Reason = rexecv1.EndReason(reason)
-	e.TimedOut = reason == runner.ReasonTimeout
-	e.OutputIncomplete = p[6]&flagOutputIncomplete != 0
+	e.Signal = signalName(sig)
+	e.Reason = reason
+	e.TimedOut = reason == rexecv1.EndReason_END_REASON_TIMEOUT
+	e.OutputIncomplete = p[6]&ExitOutputIncomplete != 0
 	e.Duration = durationpb.New(time.Duration(be.Uint64(p[7:15])))
 	e.DroppedBytes = be.Uint64(p[15:23])
 	e.StdoutBytes = be.Uint64(p[23:31])
 	e.StderrBytes = be.Uint64(p[31:39])
 	if len(p) >= exitLenV2 {
 		e.SentSignalNumber = int32(p[39])
-		e.SentSignal = runner.SignalName(int(p[39]))
+		e.SentSignal = signalName(int(p[39]))
 	}
 	if len(p) >= ExitLen {
 		e.Usage = &rexecv1.Usage{
@@ -277,17 +159,47 @@ func decodeExit(p []byte) (*rexecv1.Exited, error) {
 			SystemCpu:       durationpb.New(time.Duration(be.Uint64(p[48:56]))),
 			PeakMemoryBytes: be.Uint64(p[56:64]),
 			PeakProcesses:   be.Uint64(p[64:72]),
-			Cgroup:          p[6]&flagUsageCgroup != 0,
+			Cgroup:          p[6]&ExitUsageCgroup != 0,
 		}
-		if reason == runner.ReasonOOM {
-			e.Message = runner.OOMMessage(int64(min(be.Uint64(p[72:80]), math.MaxInt64)))
+		if reason == rexecv1.EndReason_END_REASON_OOM {
+			e.Message = OOMMessage(int64(min(be.Uint64(p[72:80]), math.MaxInt64)))
 		}
 	}
 	return e, nil
 }
 
-// echo flag bits
-const echoUpper = 1
+// OOMMessage is Exited's message for a command the OOM killer ended at a
+// memory limit of limit bytes (0: not known), as the gRPC server words it
+// (runner.OOMMessage; rawserver's tests keep the two equal).
+func OOMMessage(limit int64) string {
+	if limit <= 0 {
+		return "out of memory: the command reached its memory limit and the kernel's OOM killer ended it"
+	}
+	human := strconv.FormatInt(limit, 10) + " B"
+	if limit >= 1024 {
+		units := []string{"KiB", "MiB", "GiB", "TiB"}
+		v, i := float64(limit)/1024, 0
+		for v >= 1024 && i < len(units)-1 {
+			v /= 1024
+			i++
+		}
+		human = strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
+	}
+	size := strconv.FormatInt(limit, 10)
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if limit >= 1<<u.shift && limit%(1<<u.shift) == 0 {
+			size = strconv.FormatInt(limit>>u.shift, 10) + u.suffix
+			break
+		}
+	}
+	return fmt.Sprintf("out of memory: the command reached its memory limit of %s (memory=%s) and the kernel's OOM killer ended it", human, size)
+}
+
+// EchoUpper is the echo frame's flag bit that asks for upper case.
+const EchoUpper = 1
 
 var errShortPayload = errors.New("payload too short")
 

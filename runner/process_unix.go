@@ -115,6 +115,9 @@ func (r *Runner) start(parent context.Context, spec Spec, owner ownerSlot) (*Pro
 			return nil, &FieldError{Field: "user", Problem: fmt.Sprintf("the key's user %q cannot run commands on the server: %v", spec.User, err), Precondition: true}
 		}
 		a.Self = a.UID == r.self.UID && a.GID == r.self.GID && os.Geteuid() == int(a.UID)
+		if !a.Self && !r.canSetUID {
+			return nil, &FieldError{Field: "user", Problem: fmt.Sprintf("the key's user %q: the server may not run commands as another user (rexecd needs root, or CAP_SETUID and CAP_SETGID)", spec.User), Precondition: true}
+		}
 		acct = a
 	}
 	ctx, cancel := context.WithCancelCause(parent)

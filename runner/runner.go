@@ -150,6 +150,8 @@ type Runner struct {
 	// without Spec.User. passEnv holds Options.EnvFromDaemon's entries.
 	self    *Account
 	passEnv []string
+	// canSetUID: this process may start commands as other users.
+	canSetUID bool
 
 	// cg is the cgroup layer, nil when commands run without cgroups;
 	// iso says which, and noCgroups why not.
@@ -191,10 +193,11 @@ func New(opts Options) *Runner {
 	closeInheritedOnExec()
 	opts.setDefaults()
 	r := &Runner{
-		opts:    opts,
-		slots:   make(chan struct{}, opts.MaxConcurrent),
-		self:    currentAccount(),
-		passEnv: passThrough(opts.EnvFromDaemon),
+		opts:      opts,
+		slots:     make(chan struct{}, opts.MaxConcurrent),
+		self:      currentAccount(),
+		passEnv:   passThrough(opts.EnvFromDaemon),
+		canSetUID: CanSetUID(),
 	}
 	r.bufs.New = func() any { b := make([]byte, opts.ChunkSize); return &b }
 	r.setupIsolation()

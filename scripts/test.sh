@@ -12,6 +12,15 @@ export PATH="$PWD/.bin:$PATH"
 step "example clients' toolchains: Debian packages and npm ci, pinned (scripts/install-examples.sh)"
 bash scripts/install-examples.sh
 
+step "Debian packages the tests use (bash-completion: rexec completion bash is tested in a real bash)"
+if [ ! -f /usr/share/bash-completion/bash_completion ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bash-completion
+  else
+    echo "bash-completion is not installed and cannot be installed here: its test will skip" >&2
+  fi
+fi
+
 step "buf lint, and gen/ regenerated with no diff"
 bash scripts/generate.sh
 # Against the index, so that a regenerated-and-staged gen/ passes too.
@@ -27,6 +36,11 @@ unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 go vet ./...
 
+step "rexec cross-compiles for the laptops it runs on (build only)"
+for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64; do
+  CGO_ENABLED=0 GOOS=${target%/*} GOARCH=${target#*/} go build -trimpath -o /dev/null ./cmd/rexec
+done
+
 step "go test -race (all packages)"
 go test -race -count=1 -timeout 15m ./...
 
@@ -39,8 +53,8 @@ fuzz() { # TARGET PACKAGE COUNT [FLAGS...]
   go test -run '^$' -fuzz "^$1\$" -fuzztime "$3x" -fuzzminimizetime 100x "${@:4}" "$2"
 }
 fuzz FuzzFrame ./rawsock 100000
-fuzz FuzzHandshake ./rawsock 60000
-fuzz FuzzCommand ./rawsock 60000
+fuzz FuzzHandshake ./rawsock/rawserver 60000
+fuzz FuzzCommand ./rawsock/rawserver 60000
 
 step "benchmarks, once each, so that they cannot rot"
 go test -run '^$' -bench . -benchtime 1x ./...
@@ -57,6 +71,14 @@ if ! git diff --quiet -- "${stubs[@]}" || [ -n "$(git ls-files --others --exclud
   echo "examples' stubs are stale: run scripts/generate-examples.sh and commit the result" >&2
   exit 1
 fi
+
+step "deploy/: the systemd unit (systemd-analyze verify, security), the Kubernetes manifests strictly decoded (a module of its own)"
+if ! command -v systemd-analyze >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends systemd
+fi
+(cd deploy && go vet ./... && go test -count=1 ./...)
 
 step "buf breaking against the previous commit (README: how to decide a break)"
 bash scripts/buf-breaking.sh

@@ -5,8 +5,6 @@ import (
 	"context"
 	"log/slog"
 
-	"google.golang.org/grpc/peer"
-
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/keyspec"
@@ -63,26 +61,5 @@ func specFromRequest(req *rexecv1.RunRequest) (runner.Spec, error) {
 	return spec, nil
 }
 
-// auditAttrs are the call's facts for the audit log: transport, peer, key,
-// and with mTLS the client certificate's identity and serial (the name its
-// key's cert= option matched, else its common name; see
-// interceptors.CertIdentity).
-func auditAttrs(ctx context.Context) []slog.Attr {
-	attrs := []slog.Attr{slog.String("transport", "grpc")}
-	if p, ok := peer.FromContext(ctx); ok {
-		attrs = append(attrs, slog.String("peer", p.Addr.String()))
-	}
-	k := interceptors.KeyFromContext(ctx)
-	if k != nil {
-		attrs = append(attrs, slog.String("key_id", k.ID))
-	}
-	if c := interceptors.ClientCert(interceptors.ConnFromContext(ctx)); c != nil {
-		var bound string
-		if k != nil {
-			bound = k.Cert
-		}
-		attrs = append(attrs, slog.String("client_cert", interceptors.CertIdentity(c, bound)),
-			slog.String("client_cert_serial", c.SerialNumber.Text(16)))
-	}
-	return attrs
-}
+// auditAttrs are the call's facts for the audit log (interceptors.AuditAttrs).
+func auditAttrs(ctx context.Context) []slog.Attr { return interceptors.AuditAttrs(ctx) }

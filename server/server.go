@@ -8,11 +8,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/rexec/rexec/files"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/runner"
@@ -60,7 +63,35 @@ type Config struct {
 	// SessionStartTimeout is how long a Session may wait for its first
 	// message, start; then the call ends with DeadlineExceeded. By default 10s.
 	SessionStartTimeout time.Duration
+	// Files serves the FileService (package files) when set. Its Keys, for
+	// the sweep of expired partial uploads, default to the Verifier's.
+	Files *files.Config
+	// StreamWindow is the HTTP/2 flow-control window for what a client
+	// sends on one call (an upload, a Session's stdin); a connection's is
+	// four times it. It bounds what the server buffers per call when it
+	// reads slower than the network, and a call's speed to StreamWindow per
+	// round trip (512 KiB: 500 MB/s at 1 ms, 50 MB/s at 10 ms: raise it for
+	// uploads over long distances). gRPC's adaptive windows grow to 16 MiB
+	// a call instead: 8 transfers at once then held 130 MiB of server RSS on
+	// loopback. By default 512 KiB.
+	StreamWindow int32
 }
+
+// bufferPool is gRPC's default pool of message buffers (256 B, 4, 16 and
+// 32 KiB, 1 MiB) with a 256 KiB tier added: a file chunk (files.ChunkSize
+// with its framing) then takes a buffer of its size, where the default
+// pool hands it a 1 MiB one — four times the memory for every chunk in
+// flight. Measured, 8 transfers at once (4 up, 4 down, mTLS): 130 MiB of
+// server RSS with 1 MiB chunks and adaptive windows, 87 MiB with 1 MiB
+// windows, 62 MiB with these 256 KiB chunks and buffers, 58 MiB with
+// 512 KiB windows.
+var bufferPool = func() mem.BufferPool {
+	p, err := mem.NewBinaryTieredBufferPool(8, 12, 14, 15, 18, 20)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
 
 // Server is rexec's gRPC server.
 type Server struct {
@@ -71,6 +102,7 @@ type Server struct {
 	// shutdown grace has passed: every running command is then killed.
 	base     context.Context
 	stopCmds context.CancelCauseFunc
+	files    *files.Service // nil without Config.Files
 }
 
 // New builds a Server from cfg.
@@ -93,6 +125,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxConcurrentStreams == 0 {
 		cfg.MaxConcurrentStreams = uint32(cfg.Runner.Options().MaxConcurrent) + 256
 	}
+	if cfg.StreamWindow <= 0 {
+		cfg.StreamWindow = 512 << 10
+	}
 	if cfg.MaxHeaderListSize == 0 {
 		cfg.MaxHeaderListSize = 8 << 10
 	}
@@ -104,6 +139,8 @@ func New(cfg Config) *Server {
 	})
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.InitialWindowSize(cfg.StreamWindow), grpc.InitialConnWindowSize(4*cfg.StreamWindow),
+		experimental.BufferPool(bufferPool),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
@@ -119,14 +156,29 @@ func New(cfg Config) *Server {
 	rexecv1.RegisterEchoServiceServer(s.grpc, echoService{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc) // v1 and v1alpha
-	for _, name := range []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName} {
+	services := []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName}
+	if cfg.Files != nil {
+		fc := *cfg.Files
+		if fc.Keys == nil && cfg.Verifier != nil {
+			fc.Keys = cfg.Verifier.Keys().All
+		}
+		s.files = files.New(fc, s.base)
+		rexecv1.RegisterFileServiceServer(s.grpc, s.files)
+		services = append(services, rexecv1.FileService_ServiceDesc.ServiceName)
+	}
+	for _, name := range services {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return s
 }
 
 // Serve accepts connections on lis until Shutdown or Stop.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+func (s *Server) Serve(lis net.Listener) error {
+	if s.files != nil {
+		s.files.Start()
+	}
+	return s.grpc.Serve(lis)
+}
 
 // GRPC returns the underlying server, e.g. to register more services.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
@@ -140,12 +192,27 @@ func (s *Server) Shutdown(grace time.Duration) {
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	s.cfg.Runner.Drain(grace, done, s.stopCmds, s.grpc.Stop)
+	s.stopFiles()
 }
 
 // Stop closes every connection and kills every command at once.
 func (s *Server) Stop() {
 	s.stopCmds(runner.ErrShutdown)
 	s.grpc.Stop()
+	s.stopFiles()
+}
+
+// stopFiles ends the file service's background work and waits a little for
+// its upload streams to save their state (gRPC's Stop does not wait for
+// handlers), so that an upload cut by the shutdown resumes where it was.
+func (s *Server) stopFiles() {
+	if s.files == nil {
+		return
+	}
+	s.stopCmds(runner.ErrShutdown)
+	if !s.files.Wait(10 * time.Second) {
+		s.cfg.Logger.Warn("file service: some uploads did not save their state within 10s")
+	}
 }
 
 // commandContext is the context of one command: cancelled when the call

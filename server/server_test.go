@@ -200,7 +200,7 @@ func TestAuth(t *testing.T) {
 		t.Error("server log holds a signature")
 	}
 	// A token replayed verbatim is refused.
-	tok := interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", time.Now())
+	tok := interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", srv.Addr, time.Now())
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", tok)
 	if _, err := noKey.Echo(ctx, "x", false); err != nil {
 		t.Fatalf("first use of a token: %v", err)

@@ -1,4 +1,4 @@
-// Command rexec runs commands on a rexecd server. See `rexec help`.
+// Command rexec runs commands on a rexecd server. See `rexec --help`.
 package main
 
 import (

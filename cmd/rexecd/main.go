@@ -1,10 +1,10 @@
-// Command rexecd serves rexec over gRPC. See `rexecd -h`.
+// Command rexecd serves rexec over gRPC. See `rexecd --help`.
 package main
 
 import (
 	"os"
 
-	"github.com/rexec/rexec/internal/cli"
+	"github.com/rexec/rexec/internal/daemon"
 )
 
-func main() { os.Exit(cli.Rexecd(os.Args[1:], cli.OSEnv())) }
+func main() { os.Exit(daemon.Rexecd(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }

@@ -24,20 +24,20 @@ def mint(kid, secret, method, authority, ts=None, nonce=None):
     """Returns the authorization value for one call of method (the gRPC path,
     "/rexec.v1.ExecService/Run") to authority (the HOST:PORT dialed).
 
-    The token format lives in this one function. Format v1 signs the method
-    only, so authority is not used yet; a v2 that binds a token to its host
-    adds it to the signed message here. ts (Unix seconds) and nonce (16 bytes)
-    are for test vectors: by default, now and fresh random bytes.
+    The token format lives in this one function. Format v2 signs the method
+    and the authority, which must be the call's :authority header (grpcio
+    sends the target string, HOST:PORT): the server accepts a token only for
+    itself. ts (Unix seconds) and nonce (16 bytes) are for test vectors: by
+    default, now and fresh random bytes.
     """
-    del authority  # v1 does not sign it
     if ts is None:
         ts = int(time.time())
     if nonce is None:
         nonce = os.urandom(16)
     nonce_b64 = _b64url(nonce)
-    msg = "rexec-v1\n%s\n%d\n%s\n%s" % (kid, ts, nonce_b64, method)
+    msg = "rexec-v2\n%s\n%d\n%s\n%s\n%s" % (kid, ts, nonce_b64, method, authority)
     sig = _b64url(hmac.new(secret, msg.encode(), hashlib.sha256).digest())
-    return "%s v1;kid=%s;ts=%d;nonce=%s;sig=%s" % (SCHEME, kid, ts, nonce_b64, sig)
+    return "%s v2;kid=%s;ts=%d;nonce=%s;sig=%s" % (SCHEME, kid, ts, nonce_b64, sig)
 
 
 class KeyFileError(Exception):

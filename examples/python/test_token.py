@@ -11,8 +11,8 @@ import rexec_token
 # README, "Keys and the token": the test vector, checked by Go's
 # interceptors/token_test.go too.
 VECTOR_SECRET_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-VECTOR_TOKEN = ("rexec-hmac-sha256 v1;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;"
-                "sig=R_mt5tihaF0pugVUyP2sR7mOgon04pKgoDEW9-bdE8k")
+VECTOR_TOKEN = ("rexec-hmac-sha256 v2;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;"
+                "sig=TspnLXu0GJslrqDLZ0j0crnDRODLLNv3aQD4SmDAw_k")
 
 
 class MintTest(unittest.TestCase):
@@ -26,11 +26,16 @@ class MintTest(unittest.TestCase):
                                "127.0.0.1:50051", ts=1767225600, nonce=bytes(range(0xA0, 0xB0)))
         self.assertNotEqual(got.split(";sig=")[1], VECTOR_TOKEN.split(";sig=")[1])
 
+    def test_other_authority_other_signature(self):
+        got = rexec_token.mint("ops", bytes(range(32)), "/rexec.v1.ExecService/Run",
+                               "127.0.0.2:50051", ts=1767225600, nonce=bytes(range(0xA0, 0xB0)))
+        self.assertNotEqual(got.split(";sig=")[1], VECTOR_TOKEN.split(";sig=")[1])
+
     def test_fresh_nonce_per_token(self):
         a = rexec_token.mint("ops", bytes(range(32)), "/m", "h:1")
         b = rexec_token.mint("ops", bytes(range(32)), "/m", "h:1")
         self.assertNotEqual(a, b)
-        self.assertRegex(a, r"^rexec-hmac-sha256 v1;kid=ops;ts=[1-9][0-9]*;nonce=[A-Za-z0-9_-]{22};sig=[A-Za-z0-9_-]{43}$")
+        self.assertRegex(a, r"^rexec-hmac-sha256 v2;kid=ops;ts=[1-9][0-9]*;nonce=[A-Za-z0-9_-]{22};sig=[A-Za-z0-9_-]{43}$")
 
 
 class LoadKeyTest(unittest.TestCase):

@@ -37,6 +37,9 @@ func Groups() []Group {
 		echoGroup,
 		sleepersGroup,
 		slowReaderGroup,
+		filesGroup,
+		fleetGroup,
+		fleet1000Group,
 		soakGroup,
 		isolationGroup,
 	}

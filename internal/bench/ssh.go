@@ -89,6 +89,10 @@ KbdInteractiveAuthentication no
 PrintMotd no
 AcceptEnv none
 LogLevel ERROR
+Subsystem sftp internal-sftp
+# A fleet of 100 hosts has 100 sshd, each with its own MaxStartups; this
+# one sshd stands for all of them (the fleet group's pdsh and clush).
+MaxStartups 256
 `, s.Port, dir, dir)
 	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600); err != nil {
 		s.Stop()
@@ -126,6 +130,16 @@ func (s *SSHD) Command(ctx context.Context, mux bool, remote ...string) *exec.Cm
 	}
 	args = append(args, "127.0.0.1")
 	return exec.CommandContext(ctx, "ssh", append(args, remote...)...)
+}
+
+// FileCommand is an scp or sftp client command (tool) with args, over the
+// ControlMaster connection (StartMaster first) and the cipher of Command.
+// Remote paths are written "127.0.0.1:PATH".
+func (s *SSHD) FileCommand(ctx context.Context, tool string, args ...string) *exec.Cmd {
+	opts := []string{"-q", "-P", strconv.Itoa(s.Port), "-i", filepath.Join(s.dir, "user"),
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+		"-c", "aes128-gcm@openssh.com", "-o", "ControlPath=" + s.control, "-o", "ControlMaster=no"}
+	return exec.CommandContext(ctx, tool, append(opts, args...)...)
 }
 
 // StartMaster opens the ControlMaster connection that mux commands share.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rexec/rexec/internal/cli"
+	"github.com/rexec/rexec/internal/daemon"
 	"github.com/rexec/rexec/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func (l leakChecked) Run() int {
 func TestMain(m *testing.M) {
 	testscript.Main(leakChecked{m}, map[string]func(){
 		"rexec":  func() { os.Exit(cli.Rexec(os.Args[1:], cli.OSEnv())) },
-		"rexecd": func() { os.Exit(cli.Rexecd(os.Args[1:], cli.OSEnv())) },
+		"rexecd": func() { os.Exit(daemon.Rexecd(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) },
 	})
 }
 
@@ -50,10 +51,14 @@ func TestScripts(t *testing.T) {
 			e.Setenv("LANG", "")
 			return nil
 		},
+		// [bashcompletion]: the package rexec's bash completion needs.
 		// [cgroups]: root with a cgroup v2 hierarchy. [alice]: the test
 		// user testenv.Alice exists, made here if need be (root, useradd).
 		Condition: func(cond string) (bool, error) {
 			switch cond {
+			case "bashcompletion":
+				_, err := os.Stat("/usr/share/bash-completion/bash_completion")
+				return err == nil, nil
 			case "cgroups":
 				return testenv.CgroupsHere() == "", nil
 			case "alice":
@@ -103,7 +108,6 @@ func TestScripts(t *testing.T) {
 			},
 			// ttyrun: run a command on a pseudo-terminal, typing as a user would (ttyrun_test.go).
 			"ttyrun": ttyRun,
-
 			// waitaddr FILE [VAR]: wait for rexecd's --addr-file, then point
 			// REXEC_ADDR (or VAR) at it.
 			"waitaddr": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -20,6 +20,9 @@ import (
 type sessionOpts struct {
 	tty     bool // -t: a pseudo-terminal on the server
 	noStdin bool // -n: stdin is not read (with -t: the terminal gets EOF at once)
+	// orRun, when set, runs the command with Run instead if the server
+	// refuses the Session for the key's scopes (PermissionDenied: nothing ran).
+	orRun func() int
 }
 
 // forwarded are the signals rexec passes on to the command instead of dying
@@ -78,7 +81,7 @@ func (c *command) session(cl *client.Client, req *rexecv1.RunRequest, o sessionO
 	s, err := cl.OpenSession(ctx, start, stdin)
 	if err != nil {
 		local.restore()
-		return c.failSession(err)
+		return c.failSession(err, o)
 	}
 
 	// Forward signals until Wait returns. A signal that cannot be sent
@@ -117,13 +120,17 @@ func (c *command) session(cl *client.Client, req *rexecv1.RunRequest, o sessionO
 			fmt.Fprintf(c.env.Stderr, "rexec: the signal could not reach the command (it is not reading its stdin); the call was ended and the command killed\n")
 			return 128 + int(lastSig)
 		}
-		return c.failSession(err)
+		return c.failSession(err, o)
 	}
 	return c.report(exited)
 }
 
-// failSession is fail, with a hint for a key without the session scope.
-func (c *command) failSession(err error) int {
+// failSession is fail, with a hint for a key without the session scope;
+// or, for -n, the same command with Run, which needs only exec.
+func (c *command) failSession(err error, o sessionOpts) int {
+	if status.Code(err) == codes.PermissionDenied && o.orRun != nil {
+		return o.orRun()
+	}
 	if status.Code(err) == codes.PermissionDenied {
 		fmt.Fprintln(c.env.Stderr, c.explain(err)+"; `rexec run` streams stdin with the session scope, `rexec run -n` needs only exec")
 		return ExitFailure

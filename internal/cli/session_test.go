@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,5 +43,16 @@ func TestRunScopes(t *testing.T) {
 	}
 	if code, out, errOut := rexec("run", "--", "cat"); code != 0 || out != "in\n" {
 		t.Errorf("run with a full key: %d %q %q", code, out, errOut)
+	}
+	// The client's copy of the key lists no scopes (all), the server's only
+	// exec: -n tries a Session (so that Ctrl-C would be forwarded), is
+	// refused before anything runs, and runs the command with Run instead.
+	line := (&interceptors.Key{ID: execOnly.ID, Secret: execOnly.Secret}).Line()
+	clientKeys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(clientKeys, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := rexec("--key-file", clientKeys, "--key-id", "execonly", "run", "-n", "--", "cat; echo ran"); code != 0 || out != "ran\n" {
+		t.Errorf("run -n with a key the server allows exec only: %d %q %q, want Run's result", code, out, errOut)
 	}
 }

@@ -10,10 +10,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/internal/cliflag"
 )
 
 // shellPrompt is what the classic socket lesson's client prints.
@@ -22,19 +25,31 @@ const shellPrompt = ">> "
 // maxShellLine bounds one line of `rexec shell` input.
 const maxShellLine = 1 << 20
 
+func (c *command) shellCmd() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "shell [--timeout D]",
+		Short: `The classic socket lesson's client: a ">> " prompt, each line run on the server`,
+		Long: `A ">> " prompt: each line runs on the server with Run (no stdin: the prompt owns it), its
+output is printed, and "[exit N]" on stderr when N is not 0. "exit [N]" or EOF ends it with N or
+the last status, as sh does; Ctrl-C ends the running command, not the shell.`,
+		Example: `  rexec shell
+  printf 'uname -a\nexit\n' | rexec shell       # one command a line, from a script`,
+		Args: cliflag.NoArgs("type commands at the prompt"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return exitWith(c.shell(timeout)) },
+	}
+	cmd.Flags().Var(cliflag.Duration{D: &timeout}, "timeout", "kill each command after this long: 30s, 5m, or a number of seconds (default: the server's maximum)")
+	return cmd
+}
+
 // shell is the classic lesson's client: a prompt, one command a line, each
 // run with ExecService.Run (so with no stdin: the shell owns it), its output
 // printed, and its status when it is not 0. `exit [N]` or EOF ends it, with
 // N or the last command's status, as sh does. Ctrl-C ends the running
 // command (the server kills its process group), not the shell.
-func (c *command) shell(args []string) int {
-	fs := c.flags()
-	timeout := fs.Duration("timeout", 0, "kill each command after this long (default: the server's maximum)")
-	if err := fs.Parse(args); err != nil {
-		return usageExit(err)
-	}
-	if fs.NArg() > 0 {
-		return c.fail(fmt.Errorf("shell: unexpected argument %q: type commands at the prompt", fs.Arg(0)))
+func (c *command) shell(timeout time.Duration) int {
+	if code, ok := c.oneTarget("shell"); !ok {
+		return code
 	}
 	cl, err := c.dial()
 	if err != nil {
@@ -134,8 +149,8 @@ func (c *command) shell(args []string) int {
 			return n
 		}
 		req := &rexecv1.RunRequest{Shell: line, Env: localeEnv(c.env.Getenv)}
-		if *timeout != 0 {
-			req.Timeout = durationpb.New(*timeout)
+		if timeout != 0 {
+			req.Timeout = durationpb.New(timeout)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		mu.Lock()

@@ -52,6 +52,26 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"run", "--raw", "--timeout", "200ms", "--", "sleep 5"}, 128 + 15, false},
 		{[]string{"--raw-addr", "127.0.0.1:1", "run", "--raw", "--", "true"}, 255, true},
 		{[]string{"run", "--raw", "--dir", "/nope", "--", "true"}, 255, true},
+		// usage errors: one line naming the flag, never a flag dump
+		{[]string{"run", "--timeout", "abc", "--", "true"}, 255, true},
+		{[]string{"run", "--timeout", "-1s", "--", "true"}, 255, true},
+		{[]string{"run", "--bogus", "--", "true"}, 255, true},
+		{[]string{"run", "-timeout", "5", "--", "true"}, 255, true},
+		{[]string{"-addr", srv.Addr, "run", "--", "true"}, 255, true},
+		{[]string{"run", "-i", "-n", "--", "true"}, 255, true},
+		{[]string{"run", "--env", "NOEQUALS", "--", "true"}, 255, true},
+		{[]string{"shell", "extra"}, 255, true},
+		{[]string{"echo", "--nope"}, 255, true},
+		{[]string{"keygen", "--scopes", "root"}, 255, true},
+		{[]string{"completion"}, 255, true},
+		{[]string{"completion", "tcsh"}, 255, true},
+		{[]string{"frames", "--big", "x"}, 255, true},
+		// what a newcomer types
+		{[]string{"run", "--timeout", "0.2", "--", "sleep 5"}, 128 + 15, false},
+		{[]string{"run", "-it", "--", "exit 3"}, 3, false},
+		{[]string{"--help"}, 0, false},
+		{[]string{"run", "--help"}, 0, false},
+		{[]string{"version"}, 0, false},
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer

@@ -21,8 +21,6 @@ import (
 	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/runner"
-	"github.com/rexec/rexec/server"
 )
 
 // capture is a net.Conn that keeps a copy of every byte in each direction.
@@ -54,8 +52,21 @@ func (c *capture) bytes() (out, in []byte) {
 	return bytes.Clone(c.out.Bytes()), bytes.Clone(c.in.Bytes())
 }
 
-// grpcEcho starts a real rexec gRPC server on loopback, sends each message
-// as one Echo call over a captured connection, and decodes the bytes.
+// labEcho is rexec's EchoService as the lab serves it. The lab has a gRPC
+// server of its own, with rexec's interceptors (auth, the version header)
+// but not rexec's server package, so that rexec, which runs the lab, links
+// no server or runner code.
+type labEcho struct {
+	rexecv1.UnimplementedEchoServiceServer
+}
+
+func (labEcho) Echo(_ context.Context, req *rexecv1.EchoRequest) (*rexecv1.EchoResponse, error) {
+	return &rexecv1.EchoResponse{Message: req.GetMessage()}, nil
+}
+
+// grpcEcho starts a gRPC server with rexec's EchoService on loopback, sends
+// each message as one Echo call over a captured connection, and decodes the
+// bytes.
 func grpcEcho(ctx context.Context, ms [][]byte) (GRPCWay, error) {
 	var w GRPCWay
 	key, err := interceptors.GenerateKey("lab")
@@ -63,11 +74,11 @@ func grpcEcho(ctx context.Context, ms [][]byte) (GRPCWay, error) {
 		return w, err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := server.New(server.Config{
+	srv := grpc.NewServer(interceptors.ServerOptions(interceptors.ServerConfig{
 		Verifier: interceptors.NewVerifier(interceptors.NewKeyRing([]*interceptors.Key{key}), interceptors.VerifierOptions{}),
-		Runner:   runner.New(runner.Options{MaxConcurrent: 1}),
 		Logger:   quiet,
-	})
+	})...)
+	rexecv1.RegisterEchoServiceServer(srv, labEcho{})
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {

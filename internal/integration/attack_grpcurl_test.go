@@ -21,7 +21,7 @@ func TestAttackMatrixGrpcurl(t *testing.T) {
 	evil := []string{"-cacert", e.good.CACert, "-cert", e.bad.ClientCert, "-key", e.bad.ClientKey}
 	now := time.Now()
 	tok := func(k *interceptors.Key, at time.Time) []string {
-		return []string{"-H", "authorization: " + interceptors.Mint(k, runMethod, at)}
+		return []string{"-H", "authorization: " + interceptors.Mint(k, runMethod, srv.Addr, at)}
 	}
 	dir := t.TempDir()
 

@@ -31,10 +31,10 @@ func TestSessionScope(t *testing.T) {
 		auth string
 		want codes.Code
 	}{
-		{"control: all scopes", interceptors.Mint(e.srv.Key, sessionMethod, time.Now()), codes.OK},
-		{"echo-only key", interceptors.Mint(e.echoOnly, sessionMethod, time.Now()), codes.PermissionDenied},
-		{"exec-only key", interceptors.Mint(execOnly, sessionMethod, time.Now()), codes.PermissionDenied},
-		{"token minted for Run", interceptors.Mint(e.srv.Key, runMethod, time.Now()), codes.Unauthenticated},
+		{"control: all scopes", interceptors.Mint(e.srv.Key, sessionMethod, e.srv.Addr, time.Now()), codes.OK},
+		{"echo-only key", interceptors.Mint(e.echoOnly, sessionMethod, e.srv.Addr, time.Now()), codes.PermissionDenied},
+		{"exec-only key", interceptors.Mint(execOnly, sessionMethod, e.srv.Addr, time.Now()), codes.PermissionDenied},
+		{"token minted for Run", interceptors.Mint(e.srv.Key, runMethod, e.srv.Addr, time.Now()), codes.Unauthenticated},
 	} {
 		t.Run(r.name, func(t *testing.T) {
 			marker := filepath.Join(dir, r.name)

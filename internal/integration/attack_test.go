@@ -2,10 +2,16 @@ package integration
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +123,18 @@ func run1(t *testing.T, conn *grpc.ClientConn, shell string, auth ...string) *st
 
 // commandStarted reports whether the server's audit log has a start of a
 // command that mentions marker.
+// mintV1 mints a token of format v1 (README before v2: no authority), as a
+// client older than the server does.
+func mintV1(k *interceptors.Key, method string, at time.Time) string {
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	b64 := base64.RawURLEncoding
+	ts := strconv.FormatInt(at.Unix(), 10)
+	m := hmac.New(sha256.New, k.Secret)
+	m.Write([]byte("rexec-v1\n" + k.ID + "\n" + ts + "\n" + b64.EncodeToString(nonce[:]) + "\n" + method))
+	return interceptors.Scheme + " v1;kid=" + k.ID + ";ts=" + ts + ";nonce=" + b64.EncodeToString(nonce[:]) + ";sig=" + b64.EncodeToString(m.Sum(nil))
+}
+
 func commandStarted(log, marker string) bool {
 	for _, line := range strings.Split(log, "\n") {
 		if strings.Contains(line, "command started") && strings.Contains(line, marker) {
@@ -137,7 +155,11 @@ func TestAttackMatrix(t *testing.T) {
 	wrongSecret, _ := interceptors.GenerateKey(srv.Key.ID) // same id, other secret
 	ghost, _ := interceptors.GenerateKey("ghost")
 	now := time.Now()
-	mint := func(k *interceptors.Key, method string, at time.Time) string { return interceptors.Mint(k, method, at) }
+	mint := func(k *interceptors.Key, method string, at time.Time) string {
+		return interceptors.Mint(k, method, srv.Addr, at)
+	}
+
+	_, port, _ := net.SplitHostPort(srv.Addr)
 
 	// The replay row's token was first used, for real, by an innocent call.
 	replayed := mint(srv.Key, runMethod, now)
@@ -158,11 +180,13 @@ func TestAttackMatrix(t *testing.T) {
 		{"control: valid token", mtlsGood, []string{mint(srv.Key, runMethod, now)}, codes.OK, ""},
 		{"no token", mtlsGood, nil, codes.Unauthenticated, "no authorization metadata"},
 		{"wrong scheme", mtlsGood, []string{"Bearer " + strings.TrimPrefix(mint(srv.Key, runMethod, now), interceptors.Scheme+" ")}, codes.Unauthenticated, "malformed token"},
-		{"malformed", mtlsGood, []string{interceptors.Scheme + " v1;kid=test;ts=now;nonce=x;sig=y"}, codes.Unauthenticated, "malformed token"},
+		{"malformed", mtlsGood, []string{interceptors.Scheme + " v2;kid=test;ts=now;nonce=x;sig=y"}, codes.Unauthenticated, "malformed token"},
 		{"unknown key id", mtlsGood, []string{mint(ghost, runMethod, now)}, codes.Unauthenticated, "unknown key id"},
 		{"wrong secret", mtlsGood, []string{mint(wrongSecret, runMethod, now)}, codes.Unauthenticated, "bad signature"},
 		{"tampered signature", mtlsGood, []string{string(tampered)}, codes.Unauthenticated, "bad signature"},
 		{"minted for another method", mtlsGood, []string{mint(srv.Key, "/rexec.v1.EchoService/Echo", now)}, codes.Unauthenticated, "bad signature"},
+		{"minted for another server", mtlsGood, []string{interceptors.Mint(srv.Key, runMethod, "127.0.0.2:"+port, now)}, codes.Unauthenticated, "bad signature"},
+		{"v1 token (an older client)", mtlsGood, []string{mintV1(srv.Key, runMethod, now)}, codes.Unauthenticated, "token v1: client older than server"},
 		{"expired", mtlsGood, []string{mint(srv.Key, runMethod, now.Add(-2*time.Minute))}, codes.Unauthenticated, "off the server's clock"},
 		{"from the future", mtlsGood, []string{mint(srv.Key, runMethod, now.Add(2*time.Minute))}, codes.Unauthenticated, "off the server's clock"},
 		{"replayed nonce", mtlsGood, []string{replayed}, codes.Unauthenticated, "nonce replayed"},

@@ -58,7 +58,7 @@ func TestAuthAdminClosesHealthAndReflection(t *testing.T) {
 		t.Errorf("grpcurl list without a token: %v %q, want Unauthenticated", err, stderr)
 	}
 	// Reflection is a stream; a token is minted for its method.
-	tok := interceptors.Mint(admin, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", time.Now())
+	tok := interceptors.Mint(admin, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", srv.Addr, time.Now())
 	if out, stderr, err := run(t, grpcurl, "-plaintext", "-H", "authorization: "+tok, srv.Addr, "list"); err != nil || !strings.Contains(out, "rexec.v1.ExecService") {
 		t.Errorf("grpcurl list with an admin token: %v %s %s", err, out, stderr)
 	}

@@ -148,7 +148,7 @@ func TestBadInputGrpcurl(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := started(srv)
-			tok := interceptors.Mint(srv.Key, "/rexec.v1.ExecService/Run", time.Now())
+			tok := interceptors.Mint(srv.Key, "/rexec.v1.ExecService/Run", srv.Addr, time.Now())
 			cmd := exec.Command(grpcurl, "-plaintext", "-H", "authorization: "+tok, "-d", "@",
 				srv.Addr, "rexec.v1.ExecService/Run")
 			var stdout, stderrBuf bytes.Buffer

@@ -277,7 +277,8 @@ func TestKeepaliveFindsBlackHole(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartServer(t, testenv.Options{Server: server.Config{KeepaliveTime: time.Second, KeepaliveTimeout: time.Second}})
 	hole := newBlackHole(t, srv.Addr)
-	c, err := client.New(hole.Addr(), client.WithKey(srv.Key),
+	// Through the proxy, the server's own address is the authority.
+	c, err := client.New(hole.Addr(), client.WithKey(srv.Key), client.WithAuthority(srv.Addr),
 		client.WithDialOptions(grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 2 * time.Second})))
 	if err != nil {
 		t.Fatal(err)

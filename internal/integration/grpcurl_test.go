@@ -45,7 +45,7 @@ func TestGrpcurl(t *testing.T) {
 	}
 
 	// An authorized call, as README shows it.
-	tok := interceptors.Mint(srv.Key, "/rexec.v1.ExecService/Run", time.Now())
+	tok := interceptors.Mint(srv.Key, "/rexec.v1.ExecService/Run", srv.Addr, time.Now())
 	out, stderr, err = run(t, grpcurl, "-plaintext", "-H", "authorization: "+tok,
 		"-d", `{"shell":"echo hi; exit 3"}`, srv.Addr, "rexec.v1.ExecService/Run")
 	if err != nil {
@@ -89,7 +89,7 @@ func TestBufGeneratedSchemaWithGrpcurl(t *testing.T) {
 	if _, stderr, err := run(t, buf, "build", "-o", image); err != nil {
 		t.Fatalf("buf build: %v %s", err, stderr)
 	}
-	tok := interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", time.Now())
+	tok := interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", srv.Addr, time.Now())
 	out, stderr, err := run(t, grpcurl, "-plaintext", "-use-reflection=false", "-protoset", image,
 		"-H", "authorization: "+tok, "-d", `{"message":"hello","upper":true}`, srv.Addr, "rexec.v1.EchoService/Echo")
 	if err != nil || !strings.Contains(out, `"HELLO"`) {
@@ -97,7 +97,7 @@ func TestBufGeneratedSchemaWithGrpcurl(t *testing.T) {
 	}
 
 	// buf curl, buf's own client, through reflection.
-	tok = interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", time.Now())
+	tok = interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", srv.Addr, time.Now())
 	out, stderr, err = run(t, buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
 		"-H", "authorization: "+tok, "-d", `{"message":"buf"}`, "http://"+srv.Addr+"/rexec.v1.EchoService/Echo")
 	if err != nil || !strings.Contains(out, `"buf"`) {
@@ -118,7 +118,7 @@ func TestBufLintAndGeneratedCodeFresh(t *testing.T) {
 	if _, stderr, err := run(t, buf, "generate", "--template", tmpl); err != nil {
 		t.Fatalf("buf generate: %v %s", err, stderr)
 	}
-	for _, f := range []string{"exec.pb.go", "exec_grpc.pb.go", "echo.pb.go", "echo_grpc.pb.go"} {
+	for _, f := range []string{"exec.pb.go", "exec_grpc.pb.go", "echo.pb.go", "echo_grpc.pb.go", "files.pb.go", "files_grpc.pb.go"} {
 		got, err1 := os.ReadFile(filepath.Join(dir, "rexec/v1", f))
 		want, err2 := os.ReadFile(filepath.Join(testenv.RepoRoot(), "gen/rexec/v1", f))
 		if err1 != nil || err2 != nil || !bytes.Equal(got, want) {

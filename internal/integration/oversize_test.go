@@ -48,7 +48,7 @@ func rawRun(t *testing.T, srv *testenv.Server, shell string, n, size int) string
 	fields := [][2]string{
 		{":method", "POST"}, {":scheme", "http"}, {":path", runMethod}, {":authority", srv.Addr},
 		{"content-type", "application/grpc"}, {"te", "trailers"},
-		{interceptors.MetadataKey, interceptors.Mint(srv.Key, runMethod, time.Now())},
+		{interceptors.MetadataKey, interceptors.Mint(srv.Key, runMethod, srv.Addr, time.Now())},
 	}
 	for i := range n {
 		fields = append(fields, [2]string{fmt.Sprintf("x-junk-%d", i), strings.Repeat("j", size)})

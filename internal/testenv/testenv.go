@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rexec/rexec/client"
+	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
@@ -36,23 +38,79 @@ type Server struct {
 
 // Options tune StartServer.
 type Options struct {
-	Runner    runner.Options
-	Server    server.Config // Verifier, Runner and Logger are filled in
+	Runner runner.Options
+	// Server is the server's config; Verifier, Runner and Logger are filled
+	// in, and Files (the file service) gets a state directory of the test's
+	// and the server's logs when it is nil.
+	Server    server.Config
 	ExtraKeys []*interceptors.Key
 	Verifier  interceptors.VerifierOptions
 	// Raw also serves the raw socket transport, on its own port, with the
 	// same runner and keys.
 	Raw bool
+	// Listen is the gRPC listener's address. By default 127.0.0.1:0.
+	Listen string
+	// Keys replaces the generated key: the server's Key is Keys[0] (so that
+	// several servers can share one key).
+	Keys []*interceptors.Key
+	// Env (KEY=VALUE entries) is added to the environment of this server's
+	// commands, so that in-process servers of one test can differ: the
+	// runner passes them on (Options.EnvFromDaemon), reading them when it
+	// is made, and StartServer sets them around that moment only.
+	Env []string
+}
+
+// envMu serializes StartServer's changes to the process environment.
+var envMu sync.Mutex
+
+// newRunner makes a runner whose commands see env on top of the process's
+// environment.
+func newRunner(o runner.Options, env []string) *runner.Runner {
+	if len(env) == 0 {
+		return runner.New(o)
+	}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		o.EnvFromDaemon = append(o.EnvFromDaemon, k)
+	}
+	envMu.Lock()
+	defer envMu.Unlock()
+	type saved struct {
+		k, v string
+		ok   bool
+	}
+	var restore []saved
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		old, ok := os.LookupEnv(k)
+		restore = append(restore, saved{k, old, ok})
+		os.Setenv(k, v)
+	}
+	defer func() {
+		for _, s := range restore {
+			if s.ok {
+				os.Setenv(s.k, s.v)
+			} else {
+				os.Unsetenv(s.k)
+			}
+		}
+	}()
+	return runner.New(o)
 }
 
 // StartServer starts a server on 127.0.0.1:0 and stops it at test cleanup.
 func StartServer(t testing.TB, o Options) *Server {
 	t.Helper()
-	key, err := interceptors.GenerateKey("test")
-	if err != nil {
-		t.Fatal(err)
+	keys := o.Keys
+	if len(keys) == 0 {
+		key, err := interceptors.GenerateKey("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = []*interceptors.Key{key}
 	}
-	keys := append([]*interceptors.Key{key}, o.ExtraKeys...)
+	key := keys[0]
+	keys = append(keys[:len(keys):len(keys)], o.ExtraKeys...)
 	keyFile := filepath.Join(t.TempDir(), "keys")
 	var text bytes.Buffer
 	for _, k := range keys {
@@ -73,7 +131,16 @@ func StartServer(t testing.TB, o Options) *Server {
 	o.Runner.Logger = log
 	ring := interceptors.NewKeyRing(keys)
 	cfg := o.Server
-	cfg.Runner = runner.New(o.Runner)
+	if cfg.Files == nil {
+		cfg.Files = &files.Config{StateDir: t.TempDir()}
+	}
+	if cfg.Files.Audit == nil {
+		cfg.Files.Audit = o.Runner.Audit
+	}
+	if cfg.Files.Logger == nil {
+		cfg.Files.Logger = log
+	}
+	cfg.Runner = newRunner(o.Runner, o.Env)
 	// First registered, so run last: after both transports have stopped.
 	t.Cleanup(func() {
 		if err := cfg.Runner.Close(); err != nil {
@@ -83,7 +150,10 @@ func StartServer(t testing.TB, o Options) *Server {
 	cfg.Verifier = interceptors.NewVerifier(ring, o.Verifier)
 	cfg.Logger = log
 	srv := server.New(cfg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}

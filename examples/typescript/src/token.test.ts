@@ -13,8 +13,8 @@ import { KeyFileError, loadKey, mint } from "./token.js";
 // interceptors/token_test.go too.
 const vectorSecretB64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const vectorToken =
-  "rexec-hmac-sha256 v1;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;" +
-  "sig=R_mt5tihaF0pugVUyP2sR7mOgon04pKgoDEW9-bdE8k";
+  "rexec-hmac-sha256 v2;kid=ops;ts=1767225600;nonce=oKGio6SlpqeoqaqrrK2urw;" +
+  "sig=TspnLXu0GJslrqDLZ0j0crnDRODLLNv3aQD4SmDAw_k";
 const range = (from: number, n: number) => Uint8Array.from({ length: n }, (_, i) => from + i);
 const vectorKey = { id: "ops", secret: range(0, 32) };
 
@@ -27,10 +27,15 @@ test("another method signs differently", () => {
   assert.notEqual(got.split(";sig=")[1], vectorToken.split(";sig=")[1]);
 });
 
+test("another authority signs differently", () => {
+  const got = mint(vectorKey, "/rexec.v1.ExecService/Run", "127.0.0.2:50051", 1767225600, range(0xa0, 16));
+  assert.notEqual(got.split(";sig=")[1], vectorToken.split(";sig=")[1]);
+});
+
 test("a fresh nonce per token", () => {
   const a = mint(vectorKey, "/m", "h:1");
   assert.notEqual(a, mint(vectorKey, "/m", "h:1"));
-  assert.match(a, /^rexec-hmac-sha256 v1;kid=ops;ts=[1-9][0-9]*;nonce=[A-Za-z0-9_-]{22};sig=[A-Za-z0-9_-]{43}$/);
+  assert.match(a, /^rexec-hmac-sha256 v2;kid=ops;ts=[1-9][0-9]*;nonce=[A-Za-z0-9_-]{22};sig=[A-Za-z0-9_-]{43}$/);
 });
 
 test("key file: the first key, or the one named", (t) => {

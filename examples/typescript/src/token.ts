@@ -22,10 +22,11 @@ export interface Key {
  * Returns the authorization value for one call of method (the gRPC path,
  * "/rexec.v1.ExecService/Run") to authority (the HOST:PORT dialed).
  *
- * The token format lives in this one function. Format v1 signs the method
- * only, so authority is not used yet; a v2 that binds a token to its host
- * adds it to the signed message here. ts (Unix seconds) and nonce (16 bytes)
- * are for test vectors: by default, now and fresh random bytes.
+ * The token format lives in this one function. Format v2 signs the method
+ * and the authority, which must be the call's :authority header (the
+ * HOST:PORT of the URL dialed): the server accepts a token only for itself.
+ * ts (Unix seconds) and nonce (16 bytes) are for test vectors: by default,
+ * now and fresh random bytes.
  */
 export function mint(
   key: Key,
@@ -34,11 +35,10 @@ export function mint(
   ts: number = Math.floor(Date.now() / 1000),
   nonce: Uint8Array = randomBytes(16),
 ): string {
-  void authority; // v1 does not sign it
   const nonceB64 = Buffer.from(nonce).toString("base64url");
-  const msg = `rexec-v1\n${key.id}\n${ts}\n${nonceB64}\n${method}`;
+  const msg = `rexec-v2\n${key.id}\n${ts}\n${nonceB64}\n${method}\n${authority}`;
   const sig = createHmac("sha256", key.secret).update(msg).digest("base64url");
-  return `${scheme} v1;kid=${key.id};ts=${ts};nonce=${nonceB64};sig=${sig}`;
+  return `${scheme} v2;kid=${key.id};ts=${ts};nonce=${nonceB64};sig=${sig}`;
 }
 
 /** A key file that cannot be used; the message says what to fix. */
