@@ -14,41 +14,45 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rexec/v1/exec.proto\x12\x08rexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xcf\x01\n\nRunRequest\x12\x14\n\x05shell\x18\x01 \x01(\tR\x05shell\x12\x12\n\x04\x61rgv\x18\x02 \x03(\tR\x04\x61rgv\x12\x10\n\x03\x65nv\x18\x03 \x03(\tR\x03\x65nv\x12\x10\n\x03\x64ir\x18\x04 \x01(\tR\x03\x64ir\x12\x33\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x14\n\x05stdin\x18\x06 \x01(\x0cR\x05stdin\x12(\n\x10max_output_bytes\x18\x07 \x01(\x04R\x0emaxOutputBytes\"4\n\x0bRunResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0f.rexec.v1.EventR\x05\x65vent\"\xc2\x01\n\x05\x45vent\x12-\n\x07started\x18\x01 \x01(\x0b\x32\x11.rexec.v1.StartedH\x00R\x07started\x12*\n\x06stdout\x18\x02 \x01(\x0b\x32\x10.rexec.v1.OutputH\x00R\x06stdout\x12*\n\x06stderr\x18\x03 \x01(\x0b\x32\x10.rexec.v1.OutputH\x00R\x06stderr\x12*\n\x06\x65xited\x18\x04 \x01(\x0b\x32\x10.rexec.v1.ExitedH\x00R\x06\x65xitedB\x06\n\x04kind\">\n\x07Started\x12!\n\x0c\x65xecution_id\x18\x01 \x01(\tR\x0b\x65xecutionId\x12\x10\n\x03pid\x18\x02 \x01(\x05R\x03pid\".\n\x06Output\x12\x10\n\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\x0cR\x04\x64\x61ta\"\xca\x03\n\x06\x45xited\x12\x1b\n\texit_code\x18\x01 \x01(\x05R\x08\x65xitCode\x12\x16\n\x06signal\x18\x02 \x01(\tR\x06signal\x12#\n\rsignal_number\x18\x03 \x01(\x05R\x0csignalNumber\x12\x1b\n\ttimed_out\x18\x04 \x01(\x08R\x08timedOut\x12+\n\x06reason\x18\x05 \x01(\x0e\x32\x13.rexec.v1.EndReasonR\x06reason\x12\x35\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\x12+\n\x11output_incomplete\x18\x07 \x01(\x08R\x10outputIncomplete\x12#\n\rdropped_bytes\x18\x08 \x01(\x04R\x0c\x64roppedBytes\x12!\n\x0cstdout_bytes\x18\t \x01(\x04R\x0bstdoutBytes\x12!\n\x0cstderr_bytes\x18\n \x01(\x04R\x0bstderrBytes\x12\x1f\n\x0bsent_signal\x18\x0b \x01(\tR\nsentSignal\x12,\n\x12sent_signal_number\x18\x0c \x01(\x05R\x10sentSignalNumber\"\xf4\x01\n\x0eSessionRequest\x12.\n\x05start\x18\x01 \x01(\x0b\x32\x16.rexec.v1.SessionStartH\x00R\x05start\x12\x16\n\x05stdin\x18\x02 \x01(\x0cH\x00R\x05stdin\x12\x37\n\x0b\x63lose_stdin\x18\x03 \x01(\x0b\x32\x14.rexec.v1.CloseStdinH\x00R\ncloseStdin\x12*\n\x06signal\x18\x04 \x01(\x0e\x32\x10.rexec.v1.SignalH\x00R\x06signal\x12.\n\x06resize\x18\x05 \x01(\x0b\x32\x14.rexec.v1.WindowSizeH\x00R\x06resizeB\x05\n\x03msg\"_\n\x0cSessionStart\x12.\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x14.rexec.v1.RunRequestR\x07\x63ommand\x12\x1f\n\x03tty\x18\x02 \x01(\x0b\x32\r.rexec.v1.TtyR\x03tty\"C\n\x03Tty\x12(\n\x04size\x18\x01 \x01(\x0b\x32\x14.rexec.v1.WindowSizeR\x04size\x12\x12\n\x04term\x18\x02 \x01(\tR\x04term\"4\n\nWindowSize\x12\x12\n\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n\x04\x63ols\x18\x02 \x01(\rR\x04\x63ols\"\x0c\n\nCloseStdin\"8\n\x0fSessionResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0f.rexec.v1.EventR\x05\x65vent*\x89\x01\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45ND_REASON_EXITED\x10\x01\x12\x16\n\x12\x45ND_REASON_TIMEOUT\x10\x02\x12\x18\n\x14\x45ND_REASON_CANCELLED\x10\x03\x12\x17\n\x13\x45ND_REASON_SHUTDOWN\x10\x04*\xa7\x01\n\x06Signal\x12\x16\n\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x0e\n\nSIGNAL_HUP\x10\x01\x12\x0e\n\nSIGNAL_INT\x10\x02\x12\x0f\n\x0bSIGNAL_QUIT\x10\x03\x12\x0f\n\x0bSIGNAL_KILL\x10\t\x12\x0f\n\x0bSIGNAL_USR1\x10\n\x12\x0f\n\x0bSIGNAL_USR2\x10\x0c\x12\x0f\n\x0bSIGNAL_TERM\x10\x0f\x12\x10\n\x0cSIGNAL_WINCH\x10\x1c\x32\x87\x01\n\x0b\x45xecService\x12\x34\n\x03Run\x12\x14.rexec.v1.RunRequest\x1a\x15.rexec.v1.RunResponse0\x01\x12\x42\n\x07Session\x12\x18.rexec.v1.SessionRequest\x1a\x19.rexec.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rexec/v1/exec.proto\x12\x08rexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf9\x01\n\nRunRequest\x12\x14\n\x05shell\x18\x01 \x01(\tR\x05shell\x12\x12\n\x04\x61rgv\x18\x02 \x03(\tR\x04\x61rgv\x12\x10\n\x03\x65nv\x18\x03 \x03(\tR\x03\x65nv\x12\x10\n\x03\x64ir\x18\x04 \x01(\tR\x03\x64ir\x12\x33\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x14\n\x05stdin\x18\x06 \x01(\x0cR\x05stdin\x12(\n\x10max_output_bytes\x18\x07 \x01(\x04R\x0emaxOutputBytes\x12(\n\x06limits\x18\x08 \x01(\x0b\x32\x10.rexec.v1.LimitsR\x06limits\"\x95\x01\n\x06Limits\x12!\n\x0cmemory_bytes\x18\x01 \x01(\x04R\x0bmemoryBytes\x12\x12\n\x04pids\x18\x02 \x01(\x04R\x04pids\x12\x1b\n\tmilli_cpu\x18\x03 \x01(\x04R\x08milliCpu\x12\x16\n\x06nofile\x18\x04 \x01(\x04R\x06nofile\x12\x1f\n\x0b\x66size_bytes\x18\x05 \x01(\x04R\nfsizeBytes\"4\n\x0bRunResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0f.rexec.v1.EventR\x05\x65vent\"\xc2\x01\n\x05\x45vent\x12-\n\x07started\x18\x01 \x01(\x0b\x32\x11.rexec.v1.StartedH\x00R\x07started\x12*\n\x06stdout\x18\x02 \x01(\x0b\x32\x10.rexec.v1.OutputH\x00R\x06stdout\x12*\n\x06stderr\x18\x03 \x01(\x0b\x32\x10.rexec.v1.OutputH\x00R\x06stderr\x12*\n\x06\x65xited\x18\x04 \x01(\x0b\x32\x10.rexec.v1.ExitedH\x00R\x06\x65xitedB\x06\n\x04kind\">\n\x07Started\x12!\n\x0c\x65xecution_id\x18\x01 \x01(\tR\x0b\x65xecutionId\x12\x10\n\x03pid\x18\x02 \x01(\x05R\x03pid\".\n\x06Output\x12\x10\n\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\x0cR\x04\x64\x61ta\"\x8b\x04\n\x06\x45xited\x12\x1b\n\texit_code\x18\x01 \x01(\x05R\x08\x65xitCode\x12\x16\n\x06signal\x18\x02 \x01(\tR\x06signal\x12#\n\rsignal_number\x18\x03 \x01(\x05R\x0csignalNumber\x12\x1b\n\ttimed_out\x18\x04 \x01(\x08R\x08timedOut\x12+\n\x06reason\x18\x05 \x01(\x0e\x32\x13.rexec.v1.EndReasonR\x06reason\x12\x35\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\x12+\n\x11output_incomplete\x18\x07 \x01(\x08R\x10outputIncomplete\x12#\n\rdropped_bytes\x18\x08 \x01(\x04R\x0c\x64roppedBytes\x12!\n\x0cstdout_bytes\x18\t \x01(\x04R\x0bstdoutBytes\x12!\n\x0cstderr_bytes\x18\n \x01(\x04R\x0bstderrBytes\x12\x1f\n\x0bsent_signal\x18\x0b \x01(\tR\nsentSignal\x12,\n\x12sent_signal_number\x18\x0c \x01(\x05R\x10sentSignalNumber\x12%\n\x05usage\x18\r \x01(\x0b\x32\x0f.rexec.v1.UsageR\x05usage\x12\x18\n\x07message\x18\x0e \x01(\tR\x07message\"\xe2\x01\n\x05Usage\x12\x34\n\x08user_cpu\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07userCpu\x12\x38\n\nsystem_cpu\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\tsystemCpu\x12*\n\x11peak_memory_bytes\x18\x03 \x01(\x04R\x0fpeakMemoryBytes\x12%\n\x0epeak_processes\x18\x04 \x01(\x04R\rpeakProcesses\x12\x16\n\x06\x63group\x18\x05 \x01(\x08R\x06\x63group\"\xf4\x01\n\x0eSessionRequest\x12.\n\x05start\x18\x01 \x01(\x0b\x32\x16.rexec.v1.SessionStartH\x00R\x05start\x12\x16\n\x05stdin\x18\x02 \x01(\x0cH\x00R\x05stdin\x12\x37\n\x0b\x63lose_stdin\x18\x03 \x01(\x0b\x32\x14.rexec.v1.CloseStdinH\x00R\ncloseStdin\x12*\n\x06signal\x18\x04 \x01(\x0e\x32\x10.rexec.v1.SignalH\x00R\x06signal\x12.\n\x06resize\x18\x05 \x01(\x0b\x32\x14.rexec.v1.WindowSizeH\x00R\x06resizeB\x05\n\x03msg\"_\n\x0cSessionStart\x12.\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x14.rexec.v1.RunRequestR\x07\x63ommand\x12\x1f\n\x03tty\x18\x02 \x01(\x0b\x32\r.rexec.v1.TtyR\x03tty\"C\n\x03Tty\x12(\n\x04size\x18\x01 \x01(\x0b\x32\x14.rexec.v1.WindowSizeR\x04size\x12\x12\n\x04term\x18\x02 \x01(\tR\x04term\"4\n\nWindowSize\x12\x12\n\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n\x04\x63ols\x18\x02 \x01(\rR\x04\x63ols\"\x0c\n\nCloseStdin\"8\n\x0fSessionResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0f.rexec.v1.EventR\x05\x65vent*\x9d\x01\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45ND_REASON_EXITED\x10\x01\x12\x16\n\x12\x45ND_REASON_TIMEOUT\x10\x02\x12\x18\n\x14\x45ND_REASON_CANCELLED\x10\x03\x12\x17\n\x13\x45ND_REASON_SHUTDOWN\x10\x04\x12\x12\n\x0e\x45ND_REASON_OOM\x10\x05*\xa7\x01\n\x06Signal\x12\x16\n\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x0e\n\nSIGNAL_HUP\x10\x01\x12\x0e\n\nSIGNAL_INT\x10\x02\x12\x0f\n\x0bSIGNAL_QUIT\x10\x03\x12\x0f\n\x0bSIGNAL_KILL\x10\t\x12\x0f\n\x0bSIGNAL_USR1\x10\n\x12\x0f\n\x0bSIGNAL_USR2\x10\x0c\x12\x0f\n\x0bSIGNAL_TERM\x10\x0f\x12\x10\n\x0cSIGNAL_WINCH\x10\x1c\x32\x87\x01\n\x0b\x45xecService\x12\x34\n\x03Run\x12\x14.rexec.v1.RunRequest\x1a\x15.rexec.v1.RunResponse0\x01\x12\x42\n\x07Session\x12\x18.rexec.v1.SessionRequest\x1a\x19.rexec.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rexec.v1.exec_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _ENDREASON._serialized_start=1639
-  _ENDREASON._serialized_end=1776
-  _SIGNAL._serialized_start=1779
-  _SIGNAL._serialized_end=1946
+  _ENDREASON._serialized_start=2127
+  _ENDREASON._serialized_end=2284
+  _SIGNAL._serialized_start=2287
+  _SIGNAL._serialized_end=2454
   _RUNREQUEST._serialized_start=66
-  _RUNREQUEST._serialized_end=273
-  _RUNRESPONSE._serialized_start=275
-  _RUNRESPONSE._serialized_end=327
-  _EVENT._serialized_start=330
-  _EVENT._serialized_end=524
-  _STARTED._serialized_start=526
-  _STARTED._serialized_end=588
-  _OUTPUT._serialized_start=590
-  _OUTPUT._serialized_end=636
-  _EXITED._serialized_start=639
-  _EXITED._serialized_end=1097
-  _SESSIONREQUEST._serialized_start=1100
-  _SESSIONREQUEST._serialized_end=1344
-  _SESSIONSTART._serialized_start=1346
-  _SESSIONSTART._serialized_end=1441
-  _TTY._serialized_start=1443
-  _TTY._serialized_end=1510
-  _WINDOWSIZE._serialized_start=1512
-  _WINDOWSIZE._serialized_end=1564
-  _CLOSESTDIN._serialized_start=1566
-  _CLOSESTDIN._serialized_end=1578
-  _SESSIONRESPONSE._serialized_start=1580
-  _SESSIONRESPONSE._serialized_end=1636
-  _EXECSERVICE._serialized_start=1949
-  _EXECSERVICE._serialized_end=2084
+  _RUNREQUEST._serialized_end=315
+  _LIMITS._serialized_start=318
+  _LIMITS._serialized_end=467
+  _RUNRESPONSE._serialized_start=469
+  _RUNRESPONSE._serialized_end=521
+  _EVENT._serialized_start=524
+  _EVENT._serialized_end=718
+  _STARTED._serialized_start=720
+  _STARTED._serialized_end=782
+  _OUTPUT._serialized_start=784
+  _OUTPUT._serialized_end=830
+  _EXITED._serialized_start=833
+  _EXITED._serialized_end=1356
+  _USAGE._serialized_start=1359
+  _USAGE._serialized_end=1585
+  _SESSIONREQUEST._serialized_start=1588
+  _SESSIONREQUEST._serialized_end=1832
+  _SESSIONSTART._serialized_start=1834
+  _SESSIONSTART._serialized_end=1929
+  _TTY._serialized_start=1931
+  _TTY._serialized_end=1998
+  _WINDOWSIZE._serialized_start=2000
+  _WINDOWSIZE._serialized_end=2052
+  _CLOSESTDIN._serialized_start=2054
+  _CLOSESTDIN._serialized_end=2066
+  _SESSIONRESPONSE._serialized_start=2068
+  _SESSIONRESPONSE._serialized_end=2124
+  _EXECSERVICE._serialized_start=2457
+  _EXECSERVICE._serialized_end=2592
 # @@protoc_insertion_point(module_scope)
