@@ -270,9 +270,9 @@ type cell struct {
 	// v1 is loaded from them for limits.
 	v1dirs []string
 	v1     cgroup1.Cgroup
-	// The files a command's end reads, opened with the cell (a pread is
-	// one system call where a read of a name is five): cgroup.events,
-	// cpu.stat, the memory peak, pids.peak; -1 when there is none.
+	// The files a command's end reads, opened as the cell is taken (a
+	// pread is one system call where a read of a name is five):
+	// cgroup.events, cpu.stat, the memory peak, pids.peak; -1 when none.
 	events, cpuStat, memPeak, pidsPeak int
 
 	// jobs reaches the cell's parked forker (hybrid; see park), nil when
@@ -301,6 +301,10 @@ func (cg *cgroups) take(l Limits) (*cell, error) {
 		if c, err = cg.newCell(); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.open(); err != nil {
+		c.release()
+		return nil, err
 	}
 	if err := c.apply(l); err != nil {
 		c.release()
@@ -341,12 +345,7 @@ func (cg *cgroups) newCell() (*cell, error) {
 	if err := os.Mkdir(c.path, 0o755); err != nil {
 		return nil, fmt.Errorf("create the command's cgroup: %w", err)
 	}
-	fd, err := unix.Open(c.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		os.Remove(c.path)
-		return nil, fmt.Errorf("open the command's cgroup: %w", err)
-	}
-	c.fd = fd
+	var err error
 	c.v2, err = cgroup2.Load(strings.TrimPrefix(c.path, cg.v2mount), cgroup2.WithMountpoint(cg.v2mount))
 	// Plain mkdirs: cgroup1.New stats and creates every path with
 	// MkdirAll, and its Delete walks each hierarchy: on the hot path (or
@@ -362,6 +361,22 @@ func (cg *cgroups) newCell() (*cell, error) {
 		c.remove()
 		return nil, fmt.Errorf("create the command's cgroup: %w", err)
 	}
+	if c.hybrid() {
+		// A cell that cannot park parks again at its start, and says why.
+		_ = c.park()
+	}
+	return c, nil
+}
+
+// open opens the descriptors a command's cell is used through, as it is
+// taken: a pooled cell holds none, so the pool does not change how many
+// files rexecd has open.
+func (c *cell) open() error {
+	fd, err := unix.Open(c.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open the command's cgroup: %w", err)
+	}
+	c.fd = fd
 	open := func(name string) int {
 		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -372,25 +387,21 @@ func (cg *cgroups) newCell() (*cell, error) {
 	c.events, c.cpuStat = open(c.path+"/cgroup.events"), open(c.path+"/cpu.stat")
 	switch {
 	case c.hybrid():
-		if cg.memory {
+		if c.cg.memory {
 			c.memPeak = open(c.v1path(cgroup1.Memory) + "/memory.max_usage_in_bytes")
 		}
-		if cg.pids {
+		if c.cg.pids {
 			c.pidsPeak = open(c.v1path(cgroup1.Pids) + "/pids.peak")
 		}
 	default:
-		if cg.memory {
+		if c.cg.memory {
 			c.memPeak = open(c.path + "/memory.peak")
 		}
-		if cg.pids {
+		if c.cg.pids {
 			c.pidsPeak = open(c.path + "/pids.peak")
 		}
 	}
-	if c.hybrid() {
-		// A cell that cannot park parks again at its start, and says why.
-		_ = c.park()
-	}
-	return c, nil
+	return nil
 }
 
 // pread reads a cgroup file opened with the cell, from its start.
