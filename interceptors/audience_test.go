@@ -58,7 +58,7 @@ func TestAuthority(t *testing.T) {
 				return
 			}
 			ae, ok := err.(*AuthError)
-			if !ok || ae.Denied || !strings.Contains(ae.Reason, c.want) || !strings.Contains(ae.Reason, "token for another server") {
+			if !ok || ae.Denied || ae.Kind != AuthWrongServer || !strings.Contains(ae.Reason, c.want) || !strings.Contains(ae.Reason, "token for another server") {
 				t.Fatalf("got %v, want unauthenticated saying %q", err, c.want)
 			}
 		})
@@ -83,7 +83,7 @@ func TestTokenV1Refused(t *testing.T) {
 	v := NewVerifier(NewKeyRing([]*Key{vectorKey(t)}), VerifierOptions{Now: func() time.Time { return time.Unix(vectorTS, 0) }})
 	_, err := v.Verify(vectorTokenV1, call(vectorMethod))
 	ae, ok := err.(*AuthError)
-	if !ok || ae.Denied || ae.Reason != "token v1: client older than server" {
+	if !ok || ae.Denied || ae.Kind != AuthTokenVersion || ae.Reason != "token v1: client older than server" {
 		t.Fatalf("got %v, want unauthenticated with the reason %q", err, "token v1: client older than server")
 	}
 }

@@ -36,6 +36,9 @@ type ServerConfig struct {
 	AuthAdmin bool
 	// NoAuth leaves authentication out of the chain: for benchmarks only.
 	NoAuth bool
+	// OnAuthFailure, when set, is told of every call that auth refused,
+	// and why (for metrics). It must not block. By default nothing is.
+	OnAuthFailure func(ctx context.Context, fullMethod string, err *AuthError)
 }
 
 // ServerOptions returns the interceptor chains for a server: call logging,
@@ -100,17 +103,20 @@ func (cfg ServerConfig) authenticate(ctx context.Context) (context.Context, erro
 	)
 	switch len(vals) {
 	case 0:
-		err = authFail("", "%v", errNoToken)
+		err = authFail("", AuthNoToken, "%v", errNoToken)
 	case 1:
 		k, err = cfg.Verifier.Verify(vals[0], CallFromContext(ctx, method))
 	default:
-		err = authFail("", "%d authorization values, want one", len(vals))
+		err = authFail("", AuthTokenCount, "%d authorization values, want one", len(vals))
 	}
 	if err == nil {
 		return ContextWithKey(ctx, k), nil
 	}
 	ae := err.(*AuthError)
-	attrs := []any{"method", method, "key_id", ae.KeyID, "reason", ae.Reason}
+	if cfg.OnAuthFailure != nil {
+		cfg.OnAuthFailure(ctx, method, ae)
+	}
+	attrs := []any{"method", method, "key_id", ae.KeyID, "kind", ae.Kind, "reason", ae.Reason}
 	if p, ok := peer.FromContext(ctx); ok {
 		attrs = append(attrs, "peer", p.Addr.String())
 	}

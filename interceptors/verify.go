@@ -76,18 +76,41 @@ func NewVerifier(keys *KeyRing, opts VerifierOptions) *Verifier {
 func (v *Verifier) Keys() *KeyRing { return v.keys }
 
 // AuthError is why a token was refused. The client is told only
-// Unauthenticated or PermissionDenied; Reason is for the server's log.
+// Unauthenticated or PermissionDenied; Kind and Reason are for the server's
+// log and metrics.
 type AuthError struct {
 	// Denied is true when the token was good but the key lacks the scope.
 	Denied bool
 	KeyID  string
+	// Kind is the check that failed, one of the Auth* kinds: a fixed word.
+	Kind string
+	// Reason says it in a sentence, with the figures (never a secret).
 	Reason string
 }
 
 func (e *AuthError) Error() string { return "auth: " + e.Reason }
 
-func authFail(kid, format string, args ...any) *AuthError {
-	return &AuthError{KeyID: kid, Reason: fmt.Sprintf(format, args...)}
+// The kinds of auth failure (AuthError.Kind): which check refused a call,
+// in fixed words that metrics can count by. The raw transport's handshake
+// uses the same words where its checks are the same.
+const (
+	AuthNoToken      = "no_token"          // no authorization metadata
+	AuthTokenCount   = "several_tokens"    // more than one authorization value
+	AuthMalformed    = "malformed"         // not a token of this scheme
+	AuthUnknownKey   = "unknown_key"       // the key id is not in the key file
+	AuthClockSkew    = "clock_skew"        // ts outside the skew window
+	AuthBadSignature = "bad_signature"     // wrong secret, or minted for another method
+	AuthReplayed     = "replayed"          // the nonce was seen in the window
+	AuthReplayFull   = "replay_cache_full" // the replay cache is at its bound
+	AuthCertMismatch = "cert_mismatch"     // a cert= key without that client certificate
+	AuthScope        = "scope"             // a good token whose key lacks the method's scope
+	AuthKeyRevoked   = "key_revoked"       // raw: a reload removed or changed the connection's key
+	AuthTokenVersion = "token_version"     // a token of an older format (v1): the client is older than the server
+	AuthWrongServer  = "wrong_server"      // a good signature for another server's :authority
+)
+
+func authFail(kid, kind, format string, args ...any) *AuthError {
+	return &AuthError{KeyID: kid, Kind: kind, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Call is what the server knows of a call besides its token.
@@ -116,43 +139,43 @@ func (v *Verifier) Verify(value string, call Call) (*Key, error) {
 	var t Token
 	if err := parseToken(value, &t); err != nil {
 		if errors.Is(err, ErrTokenV1) {
-			return nil, authFail("", "%v", err)
+			return nil, authFail("", AuthTokenVersion, "%v", err)
 		}
-		return nil, authFail("", "malformed token: %v", err)
+		return nil, authFail("", AuthMalformed, "malformed token: %v", err)
 	}
 	k := v.keys.Lookup(t.KeyID)
 	if k == nil {
-		return nil, authFail(t.KeyID, "unknown key id")
+		return nil, authFail(t.KeyID, AuthUnknownKey, "unknown key id")
 	}
 	now := v.opts.Now().Unix()
 	if d := now - t.TS; d > v.replay.window || -d > v.replay.window {
-		return nil, authFail(t.KeyID, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
+		return nil, authFail(t.KeyID, AuthClockSkew, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
 	}
 	want := sign(k, t.KeyID, t.TS, t.Nonce, call.Method, call.Authority)
 	if !hmac.Equal(want[:], t.Sig[:]) {
-		return nil, authFail(t.KeyID, "bad signature (wrong secret, or minted for another method or :authority)")
+		return nil, authFail(t.KeyID, AuthBadSignature, "bad signature (wrong secret, or minted for another method or :authority)")
 	}
 	// The signature holds, so a key holder meant this token for
 	// call.Authority: if that is not this server, the token was taken from
 	// the server it was for (or the client dialed a name we do not know).
 	if err := v.aud.check(call.Authority, call.Local); err != nil {
-		return nil, authFail(t.KeyID, "token for another server: %v", err)
+		return nil, authFail(t.KeyID, AuthWrongServer, "token for another server: %v", err)
 	}
 	// Only after the signature: nobody without a key can fill the cache. A
 	// key with the replay scope opted out of it (load-test tools).
 	if !k.Allows(ScopeReplay) {
 		switch v.replay.add(now, t.TS, t.Nonce) {
 		case replaySeen:
-			return nil, authFail(t.KeyID, "nonce replayed")
+			return nil, authFail(t.KeyID, AuthReplayed, "nonce replayed")
 		case replayFull:
-			return nil, authFail(t.KeyID, "replay cache full (%d nonces in the window)", v.replay.max)
+			return nil, authFail(t.KeyID, AuthReplayFull, "replay cache full (%d nonces in the window)", v.replay.max)
 		}
 	}
 	if err := CheckConn(k, call.TLS); err != nil {
-		return nil, authFail(t.KeyID, "%v", err)
+		return nil, authFail(t.KeyID, AuthCertMismatch, "%v", err)
 	}
 	if scope := v.opts.ScopeOf(call.Method); scope == "" || !k.Allows(scope) {
-		return nil, &AuthError{Denied: true, KeyID: k.ID, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, call.Method)}
+		return nil, &AuthError{Denied: true, KeyID: k.ID, Kind: AuthScope, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, call.Method)}
 	}
 	return k, nil
 }

@@ -255,6 +255,7 @@ func (p *Process) release() {
 	res.SignalName = SignalName(res.Signal)
 	res.SentSignalName = SignalName(res.SentSignal)
 	p.auditEnd(res, p.sinkError())
+	p.observeEnded(res)
 	<-p.r.slots
 }
 
@@ -294,6 +295,7 @@ func (p *Process) waitFailed(sink Sink) (*Result, error) {
 	res.StderrBytes = int64(len(msg))
 	p.auditEnd(res, nil)
 	p.owner.release()
+	p.observeEnded(res)
 	<-p.r.slots
 	err := sink.Output(Stderr, 1, msg)
 	if err == nil {

@@ -73,29 +73,29 @@ type chunk struct {
 // timeout and ctx act, whenever Wait is called.
 func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := r.opts.check(&spec); err != nil {
-		return nil, err
+		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	if err := r.checkIsolation(&spec); err != nil {
-		return nil, err
+		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	if ctx.Err() != nil {
-		return nil, context.Cause(ctx)
+		return nil, r.observeRefused(ctx, &spec, context.Cause(ctx))
 	}
 	select {
 	case r.slots <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("%w: %d of %d", ErrTooManyCommands, len(r.slots), cap(r.slots))
+		return nil, r.observeRefused(ctx, &spec, fmt.Errorf("%w: %d of %d", ErrTooManyCommands, len(r.slots), cap(r.slots)))
 	}
 	owner, err := r.takeOwnerSlot(&spec)
 	if err != nil {
 		<-r.slots
-		return nil, err
+		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	p, err := r.start(ctx, spec, owner)
 	if err != nil {
 		owner.release()
 		<-r.slots
-		return nil, err
+		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	return p, nil
 }
@@ -178,6 +178,7 @@ func (r *Runner) start(parent context.Context, spec Spec, owner ownerSlot) (*Pro
 			p.startErr = err
 			p.start = time.Now()
 			p.cell = nil
+			p.observeStarted(0)
 			return p, nil
 		}
 		if errors.Is(err, syscall.E2BIG) {
@@ -205,6 +206,7 @@ func (r *Runner) start(parent context.Context, spec Spec, owner ownerSlot) (*Pro
 		go p.feed(spec.Stdin)
 	}
 	p.auditStart()
+	p.observeStarted(pid)
 	go p.lifetime()
 	return p, nil
 }

@@ -97,6 +97,9 @@ type Options struct {
 	// LookupUser resolves Spec.User. By default the host's user database
 	// (os/user: /etc/passwd and /etc/group, or NSS with cgo).
 	LookupUser func(name string) (*Account, error)
+	// Observer, when set, is told of every command's start and end and of
+	// every refused start (observer.go). By default there is none.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {

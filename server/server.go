@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/experimental"
@@ -75,6 +77,13 @@ type Config struct {
 	// a call instead: 8 transfers at once then held 130 MiB of server RSS on
 	// loopback. By default 512 KiB.
 	StreamWindow int32
+	// Observe are server options that observe every call (metrics
+	// interceptors, a stats handler), put outermost so that they see calls
+	// that auth refuses too. By default there are none.
+	Observe []grpc.ServerOption
+	// OnAuthFailure, when set, is told of every call that auth refused, and
+	// why (for metrics). By default nothing is.
+	OnAuthFailure func(ctx context.Context, fullMethod string, err *interceptors.AuthError)
 }
 
 // bufferPool is gRPC's default pool of message buffers (256 B, 4, 16 and
@@ -134,9 +143,10 @@ func New(cfg Config) *Server {
 	if cfg.Verifier == nil && !cfg.NoAuth {
 		panic("server: Config.Verifier is required")
 	}
-	opts := interceptors.ServerOptions(interceptors.ServerConfig{
+	opts := append(slices.Clip(cfg.Observe), interceptors.ServerOptions(interceptors.ServerConfig{
 		Verifier: cfg.Verifier, Logger: cfg.Logger, AuthAdmin: cfg.AuthAdmin, NoAuth: cfg.NoAuth,
-	})
+		OnAuthFailure: cfg.OnAuthFailure,
+	})...)
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.InitialWindowSize(cfg.StreamWindow), grpc.InitialConnWindowSize(4*cfg.StreamWindow),
@@ -145,6 +155,7 @@ func New(cfg Config) *Server {
 		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		refuseCompressedOption(),
 	)
 	if cfg.Creds != nil {
 		opts = append(opts, grpc.Creds(cfg.Creds))
@@ -218,10 +229,16 @@ func (s *Server) stopFiles() {
 // commandContext is the context of one command: cancelled when the call
 // ends, and when the server's shutdown grace has passed. It derives from the
 // server's base context so that the shutdown cause reaches the command
-// synchronously, before Stop closes the call's transport; it carries no
-// values of the call (take those from the call's own context).
+// synchronously, before Stop closes the call's transport; of the call's
+// values it carries only the trace span (otelgrpc's, when tracing is on), so
+// that the runner's observer can add the command's events to it. Take other
+// values from the call's own context.
 func (s *Server) commandContext(call context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(s.base)
+	parent := s.base
+	if span := trace.SpanFromContext(call); span.IsRecording() {
+		parent = trace.ContextWithSpan(parent, span)
+	}
+	ctx, cancel := context.WithCancelCause(parent)
 	stop := context.AfterFunc(call, func() { cancel(context.Cause(call)) })
 	return ctx, func() { stop(); cancel(nil) }
 }

@@ -253,6 +253,11 @@ func TestSessionBadOrder(t *testing.T) {
 	srv := testenv.StartServer(t, testenv.Options{})
 	c := srv.Client(t, nil)
 	start := &rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Start{Start: shellStart("cat")}}
+	// After close_stdin, cat would end, and the call with it (Exited, OK) if
+	// that happened before the server read the next message: a command
+	// that keeps running after its EOF leaves the protocol error the only
+	// ending.
+	startKeepsRunning := &rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Start{Start: shellStart("cat; exec sleep 60")}}
 	stdin := &rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Stdin{Stdin: []byte("x")}}
 	closeStdin := &rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_CloseStdin{CloseStdin: &rexecv1.CloseStdin{}}}
 	sig := func(s rexecv1.Signal) *rexecv1.SessionRequest {
@@ -271,7 +276,7 @@ func TestSessionBadOrder(t *testing.T) {
 		{"two starts", []*rexecv1.SessionRequest{start, start}, "start: sent twice"},
 		{"unknown signal", []*rexecv1.SessionRequest{start, sig(99)}, "signal: 99 is not a signal"},
 		{"unspecified signal", []*rexecv1.SessionRequest{start, sig(rexecv1.Signal_SIGNAL_UNSPECIFIED)}, "signal: SIGNAL_UNSPECIFIED is not a signal"},
-		{"stdin after close", []*rexecv1.SessionRequest{start, closeStdin, stdin}, "stdin: sent after close_stdin"},
+		{"stdin after close", []*rexecv1.SessionRequest{startKeepsRunning, closeStdin, stdin}, "stdin: sent after close_stdin"},
 		{"resize without tty", []*rexecv1.SessionRequest{start, resize}, "resize: the session was started without a tty"},
 		{"empty message later", []*rexecv1.SessionRequest{start, {}}, "msg: empty or unknown message"},
 		{"start without command", []*rexecv1.SessionRequest{{Msg: &rexecv1.SessionRequest_Start{Start: &rexecv1.SessionStart{}}}}, "command: empty"},

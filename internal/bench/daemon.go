@@ -76,6 +76,12 @@ func StartDaemon(ctx context.Context, binDir string, flags ...string) (*Daemon, 
 	return nil, errors.New("rexecd did not start listening within 10s")
 }
 
+// StoppedCleanly reports whether Stop's SIGTERM was enough: rexecd exited
+// 0 by itself, within 15 s.
+func (d *Daemon) StoppedCleanly() bool {
+	return d.cmd.ProcessState != nil && d.cmd.ProcessState.Success()
+}
+
 // Pid is the server's pid.
 func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
 
@@ -84,9 +90,10 @@ func (d *Daemon) Client(opts ...client.Option) (*client.Client, error) {
 	return client.New(d.Addr, append([]client.Option{client.WithKey(d.Key)}, opts...)...)
 }
 
-// Stop stops the daemon (SIGTERM, then SIGKILL) and removes its files.
+// Stop stops the daemon (SIGTERM, then SIGKILL after 15 s) and removes
+// its files.
 func (d *Daemon) Stop() {
-	if d.cmd.Process != nil {
+	if d.cmd.Process != nil && d.cmd.ProcessState == nil {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = d.cmd.Wait(); close(done) }()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rexec/rexec/client"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/telemetry"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -23,7 +24,7 @@ var echoGroup = Group{
 
 // echoServer starts an in-process server, with or without auth, for the
 // echo rows: the only difference between the two is the auth interceptor.
-func echoServer(noAuth bool) (addr string, key *interceptors.Key, stop func(), err error) {
+func echoServer(noAuth, metrics bool) (addr string, key *interceptors.Key, stop func(), err error) {
 	key, err = interceptors.GenerateKey("bench")
 	if err != nil {
 		return "", nil, nil, err
@@ -35,6 +36,11 @@ func echoServer(noAuth bool) (addr string, key *interceptors.Key, stop func(), e
 	}
 	if !noAuth {
 		cfg.Verifier = interceptors.NewVerifier(interceptors.NewKeyRing([]*interceptors.Key{key}), interceptors.VerifierOptions{})
+	}
+	if metrics { // as rexecd --metrics-listen sets them up
+		m := telemetry.NewMetrics("bench")
+		cfg.Runner = runner.New(runner.Options{Observer: telemetry.NewObserver(m)})
+		cfg.Observe, cfg.OnAuthFailure = m.ServerOptions(), m.GRPCAuthFailure
 	}
 	srv := server.New(cfg)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,9 +96,15 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	var rows []Row
 	for _, callers := range []int{1, 16} {
-		var sides [2]*side // 0: no auth, 1: HMAC auth
-		for i, noAuth := range []bool{true, false} {
-			addr, key, stop, err := echoServer(noAuth)
+		sides := []*side{nil, nil} // 0: no auth, 1: HMAC auth, 2: HMAC auth and metrics (--metrics)
+		kinds := []struct{ noAuth, metrics bool }{{true, false}, {false, false}}
+		if cfg.Metrics {
+			kinds = append(kinds, struct{ noAuth, metrics bool }{false, true})
+			sides = append(sides, nil)
+		}
+		for i, k := range kinds {
+			noAuth := k.noAuth
+			addr, key, stop, err := echoServer(noAuth, k.metrics)
 			if err != nil {
 				return rows, err
 			}
@@ -111,10 +123,12 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 			}
 			sides[i] = &side{c: c, stop: stop}
 		}
-		// Alternate short rounds so that the machine's drift falls on both.
+		// Alternate short rounds so that the machine's drift falls on every
+		// side, each side first in as many rounds as the others.
 		const rounds = 10
-		for range rounds {
-			for _, sd := range sides {
+		for r := range rounds {
+			for j := range sides {
+				sd := sides[(j+r)%len(sides)]
 				q, smp, err := echoLoad(ctx, sd.c, callers, cfg.EchoFor/rounds)
 				if err != nil {
 					return rows, err
@@ -128,6 +142,10 @@ func echoRows(ctx context.Context, e *Env) ([]Row, error) {
 			Row{Name: fmt.Sprintf("%d caller(s), no auth", callers), Median: sides[0].s.Median(), P99: sides[0].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[0].n)},
 			Row{Name: fmt.Sprintf("%d caller(s), HMAC auth", callers), Median: sides[1].s.Median(), P99: sides[1].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[1].n),
 				Ratio: fmt.Sprintf("%.2f× no-auth QPS", ratio), Goal: "≥ 0.9× no-auth QPS", Met: goal(ratio >= 0.9)})
+		if cfg.Metrics {
+			rows = append(rows, Row{Name: fmt.Sprintf("%d caller(s), HMAC auth, metrics on", callers), Median: sides[2].s.Median(),
+				P99: sides[2].s.P99(), Value: fmt.Sprintf("%.0f QPS", sides[2].n), Ratio: fmt.Sprintf("%.2f× HMAC auth QPS", sides[2].n/sides[1].n)})
+		}
 	}
 	return rows, nil
 }

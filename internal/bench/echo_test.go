@@ -8,12 +8,15 @@ import (
 )
 
 // BenchmarkEcho measures one unary Echo over loopback, with and without
-// HMAC auth, on in-process servers.
+// HMAC auth, and with auth and metrics, on in-process servers.
 func BenchmarkEcho(b *testing.B) {
-	for _, noAuth := range []bool{true, false} {
-		name := map[bool]string{true: "no-auth", false: "hmac-auth"}[noAuth]
-		b.Run(name, func(b *testing.B) {
-			addr, key, stop, err := echoServer(noAuth)
+	for _, bc := range []struct {
+		name            string
+		noAuth, metrics bool
+	}{{"no-auth", true, false}, {"hmac-auth", false, false}, {"hmac-auth-metrics", false, true}} {
+		noAuth := bc.noAuth
+		b.Run(bc.name, func(b *testing.B) {
+			addr, key, stop, err := echoServer(noAuth, bc.metrics)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -85,7 +85,12 @@ type Config struct {
 	Sleepers int           // concurrent `sleep 1` commands
 	NoSSH    bool
 	TmpDir   string
-	Soak     SoakOptions
+	// Metrics adds rows with rexec's metrics on, each measured in rounds
+	// alternating with its twin without: the latency group's on a second
+	// rexecd with --metrics-listen, the echo group's on in-process servers
+	// with the metrics interceptors and observer.
+	Metrics bool
+	Soak    SoakOptions
 }
 
 // Env is what the groups of one run share. Its resources are made on first

@@ -57,7 +57,9 @@ func isolationRows(ctx context.Context, e *Env) ([]Row, error) {
 	var warm [2]Sample
 	const round = 20
 	for done := 0; done < max(cfg.Reps, 2*round); done += round {
-		for i, c := range clients {
+		// Each side goes first in as many rounds as the other.
+		for _, i := range firstThen(done / round) {
+			c := clients[i]
 			if done == 0 {
 				for range round { // warm the connection, the server, its pool of cgroups
 					if err := runTrue(c); err != nil {
@@ -74,8 +76,9 @@ func isolationRows(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	rexec := filepath.Join(e.bin, "rexec")
 	var cold [2]Sample
-	for range max(cfg.ColdReps, 2) {
-		for i, d := range []*Daemon{off, on} {
+	for n := range max(cfg.ColdReps, 2) {
+		for _, i := range firstThen(n) {
+			d := []*Daemon{off, on}[i]
 			s, err := Time(1, func() error {
 				return exec.Command(rexec, "--addr", d.Addr, "--key-file", d.KeyFile, "run", "--", "true").Run()
 			})
@@ -148,4 +151,13 @@ func cgroupSleepers(ctx context.Context, e *Env, n int) ([]Row, error) {
 			Value: fmt.Sprintf("%.2f s (%d wrong)", wall.Seconds(), bad), Goal: "all exact", Met: goal(bad == 0)},
 		{Name: "server peak RSS (VmHWM) in that run", Value: mib(hwm)},
 	}, nil
+}
+
+// firstThen is the order of the two sides in round n: each goes first in
+// every other round.
+func firstThen(n int) [2]int {
+	if n%2 == 1 {
+		return [2]int{1, 0}
+	}
+	return [2]int{0, 1}
 }

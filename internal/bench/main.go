@@ -138,6 +138,7 @@ func allCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.EchoFor, "echo-for", 3*time.Second, "each echo QPS measurement")
 	fs.IntVar(&cfg.Sleepers, "sleepers", 1000, "concurrent `sleep 1` commands")
 	fs.BoolVar(&cfg.NoSSH, "no-ssh", false, "skip the OpenSSH rows")
+	fs.BoolVar(&cfg.Metrics, "metrics", false, "latency and echo groups: add rows with metrics on (rexecd --metrics-listen), interleaved with their twins")
 	fs.StringVar(&cfg.TmpDir, "tmp", os.TempDir(), "where the throughput file goes")
 	fs.DurationVar(&cfg.Soak.Duration, "soak-duration", 10*time.Minute, "soak group: how long callers start new calls")
 	fs.IntVar(&cfg.Soak.Callers, "soak-callers", 16, "soak group: concurrent callers")

@@ -149,7 +149,8 @@ func (c *command) dial() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...))
+	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...),
+		client.WithTraceParent(c.env.Getenv("TRACEPARENT"), c.env.Getenv("TRACESTATE")))
 	cl, err := client.New(c.g.addr, opts...)
 	c.cl = cl
 	return cl, err

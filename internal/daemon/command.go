@@ -13,6 +13,7 @@ import (
 	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/cliflag"
+	"github.com/rexec/rexec/internal/telemetry"
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/rawsock/rawserver"
 	"github.com/rexec/rexec/runner"
@@ -64,6 +65,8 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
   rexecd --listen 0.0.0.0:50051 --tls-cert certs/server.crt --tls-key certs/server.key \
          --tls-client-ca certs/ca.crt                     # mTLS on every address (rexec certs makes these)
   rexecd --listen 127.0.0.1:0 --addr-file addr            # a free port, written to ./addr
+  rexecd --metrics-listen 127.0.0.1:9464                  # Prometheus metrics at http://127.0.0.1:9464/metrics
+  rexecd --otlp-endpoint http://127.0.0.1:4317            # a trace span per call, to an OTLP collector
   sudo rexecd --require-user --cgroups require            # every key has user=; every command a cgroup`,
 		Version:       version.String(),
 		Args:          cliflag.NoArgs("rexecd takes flags only"),
@@ -76,6 +79,11 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 			for _, n := range cfg.Names {
 				if err := interceptors.CheckName(n); err != nil {
 					return cliflag.Usagef(cmd, "--name: %v", err)
+				}
+			}
+			if cfg.OTLPEndpoint != "" {
+				if err := telemetry.CheckEndpoint(cfg.OTLPEndpoint); err != nil {
+					return cliflag.Usagef(cmd, "--otlp-endpoint %q: %v", cfg.OTLPEndpoint, err)
 				}
 			}
 			return RunDaemon(cfg, stderr)
@@ -118,6 +126,9 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	dur(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
 	dur(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
 	fs.StringArrayVar(&cfg.Names, "name", nil, "a name clients dial this server by, HOST or HOST:PORT, besides its own addresses and host name: a load balancer's (repeatable). Servers that share a name share their tokens")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics over HTTP at this address's /metrics, e.g. 127.0.0.1:9464 (default: off)")
+	fs.StringVar(&cfg.MetricsAddrFile, "metrics-addr-file", "", "write the metrics listener's bound address to this file")
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "export a trace span per call to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (default: off)")
 	cfg.Runner.Cgroups = runner.CgroupsAuto
 	fs.Var(cgroupMode{&cfg.Runner.Cgroups}, "cgroups", "a cgroup per command: auto (where rexecd may create them; else process groups, logged), off, or require (refuse to start without)")
 	fs.StringVar(&cfg.Runner.CgroupParent, "cgroup-parent", "rexec", "the cgroup the commands' cgroups go under, created if needed: absolute (/rexec), or relative to rexecd's own cgroup")

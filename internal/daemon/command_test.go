@@ -44,6 +44,11 @@ func TestRexecdExitStatus(t *testing.T) {
 		{[]string{"--log-format", "xml"}, 2, `rexecd: --log-format "xml": want text or json`},
 		{[]string{"serve"}, 2, `rexecd: unexpected argument "serve"`},
 		{[]string{"--listen", taken.Addr().String(), "--keys", keys}, 1, "rexecd: listen: "},
+		{[]string{"--otlp-endpoint", "localhost:4317"}, 2, `rexecd: --otlp-endpoint "localhost:4317": want the URL of an OTLP/gRPC collector: http://HOST:4317`},
+		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", "0.0.0.0:0"}, 1,
+			"rexecd: refusing --metrics-listen 0.0.0.0:0 (bound "},
+		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", taken.Addr().String()}, 1,
+			"rexecd: --metrics-listen: listen tcp " + taken.Addr().String()},
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer

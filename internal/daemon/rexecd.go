@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,13 @@ type DaemonConfig struct {
 	// (--name, repeatable): what clients dial through a load balancer or a
 	// port mapping.
 	Names []string
+	// MetricsListen, when set, serves Prometheus metrics over HTTP there;
+	// empty (the default) leaves them off. MetricsAddrFile is AddrFile's
+	// twin for it.
+	MetricsListen, MetricsAddrFile string
+	// OTLPEndpoint, when set, exports a span per call to this OTLP/gRPC
+	// collector (http://HOST:4317 or https://…); empty: no tracing.
+	OTLPEndpoint string
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -111,7 +119,13 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		return err
 	}
 	reload.started(keys)
+	obs, err := startObservability(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close(log) // last: the metrics are served until the shutdown is done
 	cfg.Runner.Audit = log.With("log", "audit")
+	cfg.Runner.Observer = obs.runnerObserver()
 	// The guard kills the commands' groups even if rexecd dies by SIGKILL.
 	if guard, err := runner.StartGuard(); err != nil {
 		log.Warn("no command guard: a SIGKILLed rexecd would orphan its commands", "err", err)
@@ -127,12 +141,14 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	}
 	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
 	srv := server.New(server.Config{
-		Files:     &cfg.Files,
-		Verifier:  interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
-		Runner:    run,
-		Logger:    log,
-		AuthAdmin: cfg.AuthAdmin,
-		Creds:     creds,
+		Files:         &cfg.Files,
+		Verifier:      interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
+		Runner:        run,
+		Logger:        log,
+		AuthAdmin:     cfg.AuthAdmin,
+		Creds:         creds,
+		Observe:       obs.serverOptions(),
+		OnAuthFailure: obs.onAuthFailure(),
 	})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -142,7 +158,11 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		lis.Close()
 		return err
 	}
-	raw, err := startRawDaemon(cfg, ring, run, log)
+	if err := obs.serveMetrics(cfg, run, log); err != nil {
+		lis.Close()
+		return err
+	}
+	raw, err := startRawDaemon(cfg, ring, run, obs.rawObserver(), log)
 	if err != nil {
 		lis.Close()
 		return err

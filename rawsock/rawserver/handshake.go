@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/rawsock"
@@ -21,9 +22,9 @@ func readAnswer(r io.Reader) (string, [rawsock.MACLen]byte, error) {
 	}
 	switch {
 	case n[0] == 'P':
-		return "", proof, errors.New("the client sent 'P', as an HTTP/2 (gRPC) client's preface begins: a gRPC client at the raw port")
+		return "", proof, &badAnswer{HandshakeGRPCClient, "the client sent 'P', as an HTTP/2 (gRPC) client's preface begins: a gRPC client at the raw port"}
 	case n[0] == 0 || n[0] > rawsock.MaxKeyIDLen:
-		return "", proof, fmt.Errorf("key id length %d, want 1 to %d", n[0], rawsock.MaxKeyIDLen)
+		return "", proof, &badAnswer{HandshakeMalformed, fmt.Sprintf("key id length %d, want 1 to %d", n[0], rawsock.MaxKeyIDLen)}
 	}
 	var buf [rawsock.MaxKeyIDLen + rawsock.MACLen]byte
 	b := buf[:int(n[0])+rawsock.MACLen]
@@ -65,13 +66,47 @@ func serverHandshake(rw io.ReadWriter, ring *interceptors.KeyRing, challenge [ra
 	}
 	switch {
 	case key == nil:
-		return nil, fmt.Errorf("unknown key id %q", kid)
+		return nil, &refusal{interceptors.AuthUnknownKey, fmt.Errorf("unknown key id %q", kid)}
 	case !proven:
-		return nil, fmt.Errorf("bad proof for key %q", kid)
+		return nil, &refusal{interceptors.AuthBadSignature, fmt.Errorf("bad proof for key %q", kid)}
 	case !ok:
-		return nil, unbound
+		return nil, &refusal{interceptors.AuthCertMismatch, unbound}
 	}
 	return key, nil
+}
+
+// refusal is a handshake the server refused (it sent StatusRefused): kind
+// is the check that failed, an interceptors.Auth* kind.
+type refusal struct {
+	kind string
+	err  error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// badAnswer is an answer that is not one: reason is a Handshake* reason.
+type badAnswer struct{ reason, msg string }
+
+func (b *badAnswer) Error() string { return b.msg }
+
+// handshakeOutcome says how a handshake ended, in the words of Observer.
+func handshakeOutcome(err error) (result, reason string) {
+	var (
+		ref *refusal
+		bad *badAnswer
+	)
+	switch {
+	case err == nil:
+		return HandshakeOK, ""
+	case errors.As(err, &ref):
+		return HandshakeRefused, ref.kind
+	case errors.As(err, &bad):
+		return HandshakeFailed, bad.reason
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return HandshakeFailed, HandshakeTimeout
+	}
+	return HandshakeFailed, HandshakeClosed
 }
 
 // newChallenge returns 32 random bytes.

@@ -46,6 +46,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxFrame bounds a frame a client sends. By default rawsock.DefaultMaxFrame.
 	MaxFrame int
+	// Observer, when set, is told how each handshake ended and of frames
+	// refused for their key (observer.go). By default there is none.
+	Observer Observer
 }
 
 // DefaultIdleTimeout is Config.IdleTimeout's default.
@@ -86,6 +89,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = rawsock.DefaultMaxFrame
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	s := &Server{cfg: cfg, hs: newHandshakeTable(cfg.MaxUnauthenticated, cfg.MaxUnauthenticatedPerHost),
 		lis: map[net.Listener]bool{}, conns: map[*conn]bool{}}
@@ -227,10 +233,12 @@ func (c *conn) serve() {
 	}()
 	key, err := c.handshake()
 	if evicted, total := c.s.hs.remove(c.pend); evicted {
+		c.s.cfg.Observer.Handshake(HandshakeFailed, HandshakeEvicted)
 		c.s.cfg.Logger.Warn("raw handshake abandoned: evicted by a newer connection (too many in their handshake)",
 			"peer", c.peer, "limit", c.s.cfg.MaxUnauthenticated, "per_host", c.s.cfg.MaxUnauthenticatedPerHost, "evicted_total", total)
 		return
 	}
+	c.s.cfg.Observer.Handshake(handshakeOutcome(err))
 	if err != nil {
 		c.s.cfg.Logger.Warn("raw handshake failed", "peer", c.peer, "err", err)
 		return
@@ -465,6 +473,16 @@ func (c *conn) write(t rawsock.Type, parts ...[]byte) error {
 }
 
 func (c *conn) writeError(err error) error {
+	var (
+		scope   errNoScope
+		revoked errKeyRevoked
+	)
+	switch {
+	case errors.As(err, &scope):
+		c.s.cfg.Observer.AuthFailure(interceptors.AuthScope)
+	case errors.As(err, &revoked):
+		c.s.cfg.Observer.AuthFailure(interceptors.AuthKeyRevoked)
+	}
 	return c.write(rawsock.TypeError, errorFrame(err).Payload())
 }
 
