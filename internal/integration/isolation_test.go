@@ -76,6 +76,9 @@ func newKey(t *testing.T, id, options string) *interceptors.Key {
 func TestIsolationOverBothTransports(t *testing.T) {
 	opts := testenv.NeedCgroups(t)
 	testenv.EnsureAlice(t)
+	if _, err := exec.LookPath("perl"); err != nil {
+		t.Skip("needs perl (Debian's perl-base) for a workload that touches its memory")
+	}
 	alice := newKey(t, "alice", "user="+testenv.Alice+" memory=64M pids=100")
 	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: opts, ExtraKeys: []*interceptors.Key{alice}})
 	ctx := context.Background()
@@ -92,8 +95,11 @@ func TestIsolationOverBothTransports(t *testing.T) {
 				t.Errorf("usage %v: want the cgroup's, 11 processes ±20%%, some memory", u)
 			}
 
+			// Memory a process touches (page faults: the OOM path), not
+			// pipe buffers, which the kernel refuses with ENOMEM at the limit
+			// (head | tail then fails by itself: "memory exhausted", exit 1).
 			var stderr bytes.Buffer
-			ex, err = tr.run(ctx, &rexecv1.RunRequest{Shell: "head -c 100M /dev/zero | tail", Limits: &rexecv1.Limits{MemoryBytes: 16 << 20},
+			ex, err = tr.run(ctx, &rexecv1.RunRequest{Argv: []string{"perl", "-e", hog100M}, Limits: &rexecv1.Limits{MemoryBytes: 16 << 20},
 				Timeout: durationpb.New(30 * time.Second)}, io.Discard, &stderr)
 			if err != nil {
 				t.Fatal(err)
@@ -136,6 +142,9 @@ func TestIsolationOverBothTransports(t *testing.T) {
 		}
 	}
 }
+
+// hog100M (perl) touches 100 MiB of zeroes.
+const hog100M = `my $s = ""; vec($s, 100*1024*1024-1, 8) = 1`
 
 // tenSleeps has 11 processes at once: a shell and ten sleeps.
 const tenSleeps = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.3 & done; wait"
