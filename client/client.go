@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -38,19 +39,21 @@ const DefaultAddr = "127.0.0.1:50051"
 
 // Client is a connection to one rexec server. It is safe for concurrent use.
 type Client struct {
-	addr string
-	conn *grpc.ClientConn
-	exec rexecv1.ExecServiceClient
-	echo rexecv1.EchoServiceClient
+	addr  string
+	conn  *grpc.ClientConn
+	exec  rexecv1.ExecServiceClient
+	execs rexecv1.ExecutionServiceClient
+	echo  rexecv1.EchoServiceClient
 }
 
 type options struct {
-	authority string
-	key       *interceptors.Key
-	tls       *tls.Config
-	keepalive time.Duration
-	window    int32
-	dialOpts  []grpc.DialOption
+	authority        string
+	key              *interceptors.Key
+	tls              *tls.Config
+	keepalive        time.Duration
+	keepaliveTimeout time.Duration
+	window           int32
+	dialOpts         []grpc.DialOption
 }
 
 // Option configures New.
@@ -70,6 +73,14 @@ func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 // pings the server. By default 30s; the server refuses pings more often than
 // every 5s.
 func WithKeepalive(d time.Duration) Option { return func(o *options) { o.keepalive = d } }
+
+// WithKeepaliveTimeout sets how long the client waits for the answer to a
+// keepalive ping before it takes the connection for dead. By default 10s.
+// With WithKeepalive it bounds how long a black-holed connection goes
+// unnoticed, and so when a resumable call starts to resume.
+func WithKeepaliveTimeout(d time.Duration) Option {
+	return func(o *options) { o.keepaliveTimeout = d }
+}
 
 // WithWindow sets the HTTP/2 flow-control window for the data a server
 // sends (per stream and per connection). By default 8 MiB: a fixed window
@@ -92,7 +103,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // New returns a client of the server at addr. The connection is made on the
 // first call.
 func New(addr string, opts ...Option) (*Client, error) {
-	o := options{keepalive: 30 * time.Second, window: 8 << 20, authority: addr}
+	o := options{keepalive: 30 * time.Second, keepaliveTimeout: 10 * time.Second, window: 8 << 20, authority: addr}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -102,7 +113,15 @@ func New(addr string, opts ...Option) (*Client, error) {
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepalive, Timeout: o.keepaliveTimeout}),
+		// Reconnect soon after a break (gRPC's default waits 1s, then
+		// longer), and give up on a connection attempt that hangs (a
+		// black-holed path) after 5s rather than 20s: a resume redials
+		// with its own backoff, and each attempt resets this one.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
 		traceDialOption(),
 	}
 	if o.window > 0 {
@@ -118,7 +137,8 @@ func New(addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rexec: dial %s: %w", addr, err)
 	}
-	return &Client{addr: addr, conn: conn, exec: rexecv1.NewExecServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
+	return &Client{addr: addr, conn: conn, exec: rexecv1.NewExecServiceClient(conn),
+		execs: rexecv1.NewExecutionServiceClient(conn), echo: rexecv1.NewEchoServiceClient(conn)}, nil
 }
 
 // Close closes the connection.

@@ -23,6 +23,8 @@ func ExitNotes(e *rexecv1.Exited) []string {
 			msg = "out of memory: the kernel's OOM killer ended the command at its memory limit"
 		}
 		notes = append(notes, "rexec: "+msg)
+	case e.GetReason() == rexecv1.EndReason_END_REASON_DISCONNECTED:
+		notes = append(notes, "rexec: the client's connection broke and none came back within the server's reconnect grace: the command was killed")
 	}
 	if e.GetDroppedBytes() > 0 {
 		notes = append(notes, fmt.Sprintf("rexec: output budget reached: %d bytes dropped", e.GetDroppedBytes()))

@@ -221,6 +221,13 @@ func TestManifests(t *testing.T) {
 	if _, ok := m.secrets["rexecd-keys"].StringData["keys"]; !ok {
 		t.Error("Secret rexecd-keys has no keys")
 	}
+	// The state directory (the journal, partial uploads) is a volume of its
+	// own, which rexecd's restarts in the pod keep.
+	if vol, ok := mounts[flags["--state-dir"]]; !ok || flags["--state-dir"] == "" {
+		t.Errorf("--state-dir %q: no volume mounted there", flags["--state-dir"])
+	} else if volumes[vol].EmptyDir == nil && volumes[vol].HostPath == nil && volumes[vol].PersistentVolumeClaim == nil {
+		t.Errorf("--state-dir's volume %s keeps nothing across restarts", vol)
+	}
 
 	// The image: its user is the pod's, its default flags the DaemonSet's.
 	docker, err := os.ReadFile("docker/Dockerfile")
@@ -230,10 +237,13 @@ func TestManifests(t *testing.T) {
 	if uid := regexp.MustCompile(`--uid (\d+)`).FindSubmatch(docker); uid == nil || string(uid[1]) != "10001" || *sc.RunAsUser != 10001 {
 		t.Errorf("the image's user and the pod's runAsUser (%d) differ", *sc.RunAsUser)
 	}
-	for _, f := range []string{"--keys", "--tls-cert", "--tls-key", "--tls-client-ca"} {
+	for _, f := range []string{"--keys", "--tls-cert", "--tls-key", "--tls-client-ca", "--state-dir"} {
 		if !bytes.Contains(docker, []byte(`"`+f+`", "`+flags[f]+`"`)) {
 			t.Errorf("the Dockerfile's CMD does not give %s %s as the DaemonSet does", f, flags[f])
 		}
+	}
+	if !bytes.Contains(docker, []byte(`VOLUME ["`+flags["--state-dir"]+`"]`)) {
+		t.Errorf("the Dockerfile has no VOLUME for --state-dir %s", flags["--state-dir"])
 	}
 	if !bytes.Contains(docker, []byte("debian:bookworm-slim")) {
 		t.Error("the image is not the slim Debian (a shell and coreutils) README names")

@@ -39,6 +39,10 @@ func TestSystemdUnit(t *testing.T) {
 	if !bytes.Contains(unit, []byte("ExecStart=/usr/local/bin/rexecd ")) {
 		t.Fatal("ExecStart does not run /usr/local/bin/rexecd")
 	}
+	// The journal and partial uploads live in a directory systemd keeps.
+	if !bytes.Contains(unit, []byte("--state-dir /var/lib/rexec/state")) || !bytes.Contains(unit, []byte("StateDirectory=rexec rexec/state")) {
+		t.Error("--state-dir is not a StateDirectory= of the unit")
+	}
 	path := filepath.Join(dir, "rexecd.service")
 	os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/rexecd"), []byte(rexecd)), 0o644)
 

@@ -25,7 +25,7 @@ const MinSecretLen = 32
 // The scopes a key may grant. A key line with no scopes grants them all, as
 // an authorized_keys line with no options does.
 const (
-	ScopeExec    = "exec"    // ExecService.Run
+	ScopeExec    = "exec"    // ExecService.Run, ExecutionService
 	ScopeSession = "session" // ExecService.Session
 	ScopeEcho    = "echo"    // EchoService
 	ScopeAdmin   = "admin"   // health and reflection, when they are closed

@@ -181,12 +181,12 @@ func (v *Verifier) Verify(value string, call Call) (*Key, error) {
 }
 
 // MethodScope is the default map from a method to its scope: ExecService.Run
-// needs exec, Session needs session, EchoService needs echo, FileService's
-// methods files or files-write (fileMethodScopes), health and reflection
-// need admin; anything else needs a scope no key has.
+// and ExecutionService need exec, Session needs session, EchoService needs
+// echo, FileService's methods files or files-write (fileMethodScopes), health
+// and reflection need admin; anything else needs a scope no key has.
 func MethodScope(fullMethod string) string {
 	switch {
-	case fullMethod == "/rexec.v1.ExecService/Run":
+	case fullMethod == "/rexec.v1.ExecService/Run", strings.HasPrefix(fullMethod, "/rexec.v1.ExecutionService/"):
 		return ScopeExec
 	case fullMethod == "/rexec.v1.ExecService/Session":
 		return ScopeSession

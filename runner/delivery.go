@@ -14,6 +14,19 @@ package runner
 // would take the channel's place: the loop appends to it, and readers
 // deliver from it, each from its own seq.
 
+// BufferSink is a Sink that keeps output chunks instead of copying them (a
+// journal keeps the newest in memory for its readers): OutputBuffer's data
+// is (*buf)[:n], and buf is the sink's until it hands it back with release,
+// from any goroutine, once nothing reads it; a buffer never handed back is
+// left to the garbage collector. Wait calls OutputBuffer instead of Output.
+type BufferSink interface {
+	Sink
+	OutputBuffer(s Stream, seq uint64, buf *[]byte, n int, release func(*[]byte)) error
+}
+
+// releaseBuf takes back an output buffer a BufferSink is done with.
+func (r *Runner) releaseBuf(b *[]byte) { r.bufs.Put(b) }
+
 // eventKind says which Sink method an event is for.
 type eventKind uint8
 
@@ -45,7 +58,12 @@ func (p *Process) deliver(events <-chan event, sink Sink) error {
 			case evStarted:
 				err = sink.Started(p.id, p.Pid())
 			case evOutput:
-				err = sink.Output(ev.stream, ev.seq, (*ev.buf)[:ev.n])
+				if bs, ok := sink.(BufferSink); ok {
+					err = bs.OutputBuffer(ev.stream, ev.seq, ev.buf, ev.n, p.r.releaseBuf)
+					ev.buf = nil // the sink's now
+				} else {
+					err = sink.Output(ev.stream, ev.seq, (*ev.buf)[:ev.n])
+				}
 			case evExited:
 				err = sink.Exited(ev.res)
 			}

@@ -23,6 +23,9 @@ var (
 	// ErrTooManyForOwner is returned by Start when Spec.OwnerMax commands of
 	// Spec.Owner (a key) already run. Nothing queues: the caller may retry.
 	ErrTooManyForOwner = errors.New("too many commands of this key running")
+	// ErrDisconnected is the cancel cause of a command whose client's stream
+	// broke and that no client took up again within the reconnect grace.
+	ErrDisconnected = errors.New("no client reconnected within the reconnect grace")
 )
 
 // CgroupMode says whether a Runner puts each command in a cgroup.
@@ -277,6 +280,10 @@ const (
 	// ReasonOOM: the kernel's OOM killer ended the command at its memory
 	// limit (Result.Message names it). SentSignal is KILL.
 	ReasonOOM
+	// ReasonDisconnected: the command's stream broke and no client came back
+	// within the reconnect grace. Numbered as the API's END_REASON_DISCONNECTED,
+	// like the others.
+	ReasonDisconnected Reason = 16
 )
 
 func (r Reason) String() string {
@@ -291,6 +298,8 @@ func (r Reason) String() string {
 		return "shutdown"
 	case ReasonOOM:
 		return "oom"
+	case ReasonDisconnected:
+		return "disconnected"
 	}
 	return "unknown"
 }
@@ -301,6 +310,8 @@ func reasonOf(cause error) Reason {
 		return ReasonTimeout
 	case errors.Is(cause, ErrShutdown):
 		return ReasonShutdown
+	case errors.Is(cause, ErrDisconnected):
+		return ReasonDisconnected
 	}
 	return ReasonCancelled
 }

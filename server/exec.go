@@ -28,6 +28,12 @@ func (e *execService) Run(req *rexecv1.RunRequest, stream rexecv1.ExecService_Ru
 		spec.Stdin = bytes.NewReader(req.GetStdin())
 	}
 	spec.Audit = auditAttrs(stream.Context())
+	if e.s.cfg.Journal != nil {
+		return e.runJournaled(req, spec, stream)
+	}
+	if _, err := e.s.lifetimeOf(req.GetLifetime()); err != nil {
+		return toStatus(err) // without a journal, only CALL (RESUMABLE is given as CALL)
+	}
 	ctx, done := e.s.commandContext(stream.Context())
 	defer done()
 	p, err := e.s.cfg.Runner.Start(ctx, spec)

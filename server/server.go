@@ -20,6 +20,7 @@ import (
 	"github.com/rexec/rexec/files"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -62,8 +63,9 @@ type Config struct {
 	// KeepaliveMinTime is the most often a client may ping; a client that
 	// pings more often is sent GOAWAY. By default 5s.
 	KeepaliveMinTime time.Duration
-	// SessionStartTimeout is how long a Session may wait for its first
-	// message, start; then the call ends with DeadlineExceeded. By default 10s.
+	// SessionStartTimeout is how long a Session (or an Attach) may wait for
+	// its first message, start; then the call ends with DeadlineExceeded. By
+	// default 10s.
 	SessionStartTimeout time.Duration
 	// Files serves the FileService (package files) when set. Its Keys, for
 	// the sweep of expired partial uploads, default to the Verifier's.
@@ -84,6 +86,11 @@ type Config struct {
 	// OnAuthFailure, when set, is told of every call that auth refused, and
 	// why (for metrics). By default nothing is.
 	OnAuthFailure func(ctx context.Context, fullMethod string, err *interceptors.AuthError)
+	// Journal, when set, keeps every command's events: the calls' streams
+	// read them from it, commands may be RESUMABLE or DETACHED, and
+	// ExecutionService is served. By default there is none: every command
+	// ends with its call.
+	Journal *journal.Journal
 }
 
 // bufferPool is gRPC's default pool of message buffers (256 B, 4, 16 and
@@ -164,10 +171,11 @@ func New(cfg Config) *Server {
 	s.base, s.stopCmds = context.WithCancelCause(context.Background())
 
 	rexecv1.RegisterExecServiceServer(s.grpc, &execService{s: s})
+	rexecv1.RegisterExecutionServiceServer(s.grpc, &executionService{s: s})
 	rexecv1.RegisterEchoServiceServer(s.grpc, echoService{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc) // v1 and v1alpha
-	services := []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName}
+	services := []string{"", rexecv1.ExecService_ServiceDesc.ServiceName, rexecv1.ExecutionService_ServiceDesc.ServiceName, rexecv1.EchoService_ServiceDesc.ServiceName}
 	if cfg.Files != nil {
 		fc := *cfg.Files
 		if fc.Keys == nil && cfg.Verifier != nil {
@@ -194,14 +202,22 @@ func (s *Server) Serve(lis net.Listener) error {
 // GRPC returns the underlying server, e.g. to register more services.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// Shutdown stops accepting calls and waits for running ones. Commands still
-// running after grace are killed (their clients get Exited with reason
-// shutdown); Shutdown returns once every call has ended, or after the
+// Shutdown stops accepting calls and waits for running ones, and for the
+// journal's commands that run without a call (detached, or waiting for
+// their client to resume). Commands still running after grace are killed
+// (their clients get Exited with reason shutdown, and so does the journal);
+// Shutdown returns once every call and command has ended, or after the
 // runner's kill and drain graces more, when it stops whatever is left.
 func (s *Server) Shutdown(grace time.Duration) {
 	s.health.Shutdown() // probes see NOT_SERVING at once
 	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
+	go func() {
+		s.grpc.GracefulStop()
+		if j := s.cfg.Journal; j != nil {
+			<-j.Idle()
+		}
+		close(done)
+	}()
 	s.cfg.Runner.Drain(grace, done, s.stopCmds, s.grpc.Stop)
 	s.stopFiles()
 }
@@ -233,11 +249,19 @@ func (s *Server) stopFiles() {
 // values it carries only the trace span (otelgrpc's, when tracing is on), so
 // that the runner's observer can add the command's events to it. Take other
 // values from the call's own context.
-func (s *Server) commandContext(call context.Context) (context.Context, func()) {
-	parent := s.base
+// executionContext is the parent context of a command the journal keeps:
+// the server's base (a shutdown ends it), not ended by the call (the
+// execution's lifetime says what the call's end does), with the call's
+// span, so that the command's start and end are events of it.
+func (s *Server) executionContext(call context.Context) context.Context {
 	if span := trace.SpanFromContext(call); span.IsRecording() {
-		parent = trace.ContextWithSpan(parent, span)
+		return trace.ContextWithSpan(s.base, span)
 	}
+	return s.base
+}
+
+func (s *Server) commandContext(call context.Context) (context.Context, func()) {
+	parent := s.executionContext(call)
 	ctx, cancel := context.WithCancelCause(parent)
 	stop := context.AfterFunc(call, func() { cancel(context.Cause(call)) })
 	return ctx, func() { stop(); cancel(nil) }

@@ -16,6 +16,7 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/keyspec"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -58,6 +59,14 @@ func (e *execService) Session(stream rexecv1.ExecService_SessionServer) error {
 	}
 
 	spec.Audit = auditAttrs(stream.Context())
+	if e.s.cfg.Journal != nil {
+		return e.sessionJournaled(stream, start, spec)
+	}
+	if lt, err := e.s.lifetimeOf(start.GetCommand().GetLifetime()); err != nil {
+		return toStatus(err)
+	} else if lt != journal.Call {
+		return toStatus(&runner.FieldError{Field: "lifetime", Problem: "DETACHED needs Run: a detached command's stdin is /dev/null"})
+	}
 	callCtx, done := e.s.commandContext(stream.Context())
 	defer done()
 	ctx, cancel := context.WithCancelCause(callCtx)
@@ -131,6 +140,9 @@ func specFromSession(start *rexecv1.SessionStart) (runner.Spec, error) {
 	}
 	return spec, nil
 }
+
+// errCancelled is the cause of a command its client cancelled on purpose.
+var errCancelled = errors.New("cancelled by its client")
 
 // sessionInput applies a session's client messages to its process.
 type sessionInput struct {
@@ -231,6 +243,10 @@ func (in *sessionInput) run() {
 			}
 			// An error here means the terminal is gone (the command ended).
 			in.whileRunning(func() { _ = in.p.Resize(uint16(rows), uint16(cols)) })
+		case *rexecv1.SessionRequest_Ack:
+			// Without a journal nothing is kept for a resume: nothing to let go.
+		case *rexecv1.SessionRequest_Cancel:
+			in.cancel(errCancelled)
 		case *rexecv1.SessionRequest_Start:
 			in.fail("start", "sent twice: a session runs one command")
 			return
@@ -273,6 +289,10 @@ func messageName(m *rexecv1.SessionRequest) string {
 		return "resize"
 	case *rexecv1.SessionRequest_Start:
 		return "start"
+	case *rexecv1.SessionRequest_Ack:
+		return "ack"
+	case *rexecv1.SessionRequest_Cancel:
+		return "cancel"
 	}
 	return "msg"
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -32,6 +33,16 @@ func toStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, "rexec: "+err.Error()+" (the server's --max-concurrent): retry later")
 	case errors.Is(err, runner.ErrShutdown):
 		return status.Error(codes.Unavailable, "rexec: "+err.Error())
+	case errors.Is(err, journal.ErrNotFound):
+		return status.Error(codes.NotFound, "rexec: "+err.Error()+": `rexec ps -a` lists the executions of your key")
+	case errors.Is(err, journal.ErrGone):
+		return status.Error(codes.NotFound, "rexec: "+err.Error())
+	case errors.Is(err, journal.ErrNotAttachable):
+		return status.Error(codes.FailedPrecondition, "rexec: "+err.Error()+"; read its output with `rexec logs -f`")
+	case errors.Is(err, journal.ErrTakenOver):
+		return status.Error(codes.Aborted, "rexec: "+err.Error())
+	case errors.Is(err, errNoJournal):
+		return status.Error(codes.FailedPrecondition, "rexec: "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "rexec: "+err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, io.EOF):

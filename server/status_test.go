@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -30,6 +31,11 @@ func TestToStatus(t *testing.T) {
 		{io.EOF, codes.Canceled},
 		{status.Error(codes.Unavailable, "transport closing"), codes.Unavailable},
 		{errors.New("fork: resource temporarily unavailable"), codes.Internal},
+		{fmt.Errorf("%w: %q", journal.ErrNotFound, "ab"), codes.NotFound},
+		{journal.ErrGone, codes.NotFound},
+		{journal.ErrNotAttachable, codes.FailedPrecondition},
+		{journal.ErrTakenOver, codes.Aborted},
+		{errNoJournal, codes.FailedPrecondition},
 	}
 	for _, c := range cases {
 		if got := status.Code(toStatus(c.err)); got != c.code {

@@ -43,10 +43,16 @@ type Output interface {
 // each server kill its command's process group, and starts no more.
 func Run(ctx context.Context, targets []Target, req *rexecv1.RunRequest, out Output, opts Options) []*Result {
 	return each(ctx, targets, out, opts, func(ctx context.Context, c *client.Client, r *Result, started func(), stdout, stderr io.Writer) error {
+		// Resumable, as rexec run is: a target whose connection breaks is
+		// redialed and resumed from its last written output (its server
+		// keeps the command for its reconnect grace meanwhile).
 		var err error
-		r.Exited, err = c.RunNotify(ctx, req, stdout, stderr, func(s *rexecv1.Started) {
-			started()
-			r.PID = int(s.GetPid())
+		r.Exited, err = c.RunResumable(ctx, req, stdout, stderr, client.ResumeOptions{
+			OnStarted: func(s *rexecv1.Started) {
+				started()
+				r.PID = int(s.GetPid())
+			},
+			OnResume: func(client.Resumed) { r.Resumes++ },
 		})
 		return err
 	})

@@ -36,6 +36,19 @@ func Explain(err error, addr, keyID string, usesTLS bool) string {
 	if errors.As(err, &wrongPort) {
 		return fmt.Sprintf("rexec: %s: that port speaks rexec's raw protocol, not gRPC (use --raw with --raw-addr %[1]s, or the gRPC port)", wrongPort.Addr)
 	}
+	var resume *client.ResumeError
+	if errors.As(err, &resume) && resume.Refused {
+		return fmt.Sprintf("rexec: lost the connection to rexecd at %s, which refused every connection for %v (is it down?): execution %s ended with it unless it is back within its reconnect grace; `rexec logs %[3]s` once it is up",
+			addr, resume.Tried.Round(time.Second), resume.ExecutionID)
+	}
+	if errors.As(err, &resume) {
+		why := resume.Err.Error()
+		if st, ok := status.FromError(resume.Err); ok {
+			why = st.Message()
+		}
+		return fmt.Sprintf("rexec: lost the connection to rexecd at %s and could not resume execution %s for %v (%s): it runs on until the server's reconnect grace passes; then `rexec logs %[2]s` has its output",
+			addr, resume.ExecutionID, resume.Tried.Round(time.Second), why)
+	}
 	if errors.Is(err, client.ErrLostMidCommand) {
 		why := err.Error()
 		var se interface{ GRPCStatus() *status.Status }

@@ -61,6 +61,9 @@ type Result struct {
 	Duration time.Duration
 	// StdoutBytes and StderrBytes count the output received.
 	StdoutBytes, StderrBytes int64
+	// Resumes counts the times its connection broke and its command was
+	// resumed (from the output it had written on).
+	Resumes int
 }
 
 // Interrupted is the cause to cancel a run's context with when signal
@@ -77,6 +80,11 @@ var errConnectTimeout = errors.New("the command did not start within the connect
 // settle fills r's Class and Status from its Exited or Err; parent is the
 // run's context, ctx the target's.
 func (r *Result) settle(parent, ctx context.Context) {
+	if r.Err == nil && parent.Err() != nil && r.Exited.GetReason() == rexecv1.EndReason_END_REASON_CANCELLED {
+		// The run was interrupted and the server ended the command for it
+		// (a resumable call tells the server so, and reads the end).
+		r.Err = context.Cause(parent)
+	}
 	if r.Err == nil {
 		r.Status = client.ExitStatus(r.Exited)
 		r.Class = OK

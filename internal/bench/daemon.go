@@ -55,7 +55,8 @@ func StartDaemon(ctx context.Context, binDir string, flags ...string) (*Daemon, 
 	}
 	addrFile, rawFile := filepath.Join(dir, "addr"), filepath.Join(dir, "rawaddr")
 	args := append([]string{"--listen", "127.0.0.1:0", "--keys", d.KeyFile, "--addr-file", addrFile,
-		"--raw-listen", "127.0.0.1:0", "--raw-addr-file", rawFile, "--log-level", "warn"}, flags...)
+		"--raw-listen", "127.0.0.1:0", "--raw-addr-file", rawFile, "--log-level", "warn",
+		"--state-dir", filepath.Join(dir, "state")}, flags...)
 	d.cmd = exec.Command(filepath.Join(binDir, "rexecd"), args...)
 	d.cmd.Stderr = os.Stderr
 	if err := d.cmd.Start(); err != nil {

@@ -40,6 +40,7 @@ func Groups() []Group {
 		filesGroup,
 		fleetGroup,
 		fleet1000Group,
+		durableGroup,
 		soakGroup,
 		isolationGroup,
 	}

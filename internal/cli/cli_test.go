@@ -45,6 +45,7 @@ func TestScripts(t *testing.T) {
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("HOME", e.WorkDir+"/home")
 			e.Setenv("XDG_CONFIG_HOME", "")
+			e.Setenv("XDG_STATE_HOME", "") // rexecd's journal: under $HOME, in the work dir
 			e.Setenv("REXEC_ADDR", "")
 			e.Setenv("REXEC_KEY_FILE", "")
 			e.Setenv("REXEC_RAW_ADDR", "")

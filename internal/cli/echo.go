@@ -38,6 +38,7 @@ over the raw socket transport instead. Needs the key scope echo.`,
 	f.BoolVar(&o.stream, "stream", false, "send each MSG as one message of an EchoStream")
 	f.BoolVar(&o.raw, "raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
 	o.fleet.register(f)
+	c.g.fleet.registerFanout(f)
 	return cmd
 }
 

@@ -34,9 +34,18 @@ func (f *fleetFlags) used() bool { return len(f.hosts) > 0 || len(f.hostsFiles) 
 func (f *fleetFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.hosts, "hosts", "H", nil, "targets instead of --addr: HOST[:PORT], node[01-20]:50051, a config host, @group, dns:///NAME:PORT (repeatable, comma lists)")
 	fs.StringArrayVar(&f.hostsFiles, "hosts-file", nil, "targets one a line (# comments), as -H takes them (repeatable)")
-	fs.IntVarP(&f.window, "fanout", "f", 64, "with several targets: how many run at once (a sliding window)")
+	// -f is run's and echo's shorthand only (registerFanout): logs -f is
+	// follow, as in tail and kubectl.
+	fs.IntVar(&f.window, "fanout", 64, "with several targets: how many run at once (a sliding window)")
 	f.connectTimeout = 10 * time.Second
 	fs.Var(cliflag.Duration{D: &f.connectTimeout}, "connect-timeout", "with several targets: how long a target may take to start the command")
+}
+
+// registerFanout adds --fanout with its shorthand -f to a command that
+// runs on several targets (run, echo); it stands for the global --fanout,
+// which other commands' own -f would clash with.
+func (f *fleetFlags) registerFanout(fs *pflag.FlagSet) {
+	fs.IntVarP(&f.window, "fanout", "f", 64, "with several targets: how many run at once (a sliding window)")
 }
 
 // fleetOutput are run's and echo's flags for several targets.
@@ -184,6 +193,8 @@ func (c *command) runOnFleet(ts []fleet.Target, req *rexecv1.RunRequest, o *runO
 		return c.fail(fmt.Errorf("run: -i needs one target, and -H gave %d: stdin is not read on several (as -n)", len(ts)))
 	case o.raw:
 		return c.fail(fmt.Errorf("run: --raw needs one target, and -H gave %d: the fleet runs over gRPC", len(ts)))
+	case o.detach:
+		return c.fail(fmt.Errorf("run: -d needs one target, and -H gave %d: start each with its own rexec run -d", len(ts)))
 	}
 	if err := argtext.Check(req); err != nil {
 		return c.fail(err)

@@ -27,7 +27,10 @@ func (c *command) dialRun(ctx context.Context, raw bool, stdin io.Reader) (runFu
 				return nil, nil, err
 			}
 		}
-		return cl.Run, cl.Close, nil
+		run := func(ctx context.Context, req *rexecv1.RunRequest, stdout, stderr io.Writer) (*rexecv1.Exited, error) {
+			return cl.RunResumable(ctx, req, stdout, stderr, c.resumeOpts(false))
+		}
+		return run, cl.Close, nil
 	}
 	rc, err := c.dialRaw(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
@@ -139,6 +140,23 @@ func (c *command) explain(err error) string {
 	return fleet.Explain(err, c.g.addr, keyID, c.g.tls.caFile != "" || c.g.tls.certFile != "")
 }
 
+// statusMessage is err's gRPC message, or its text.
+func statusMessage(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// Keepalive of rexec's connections: a quiet connection is pinged after 10 s
+// and given up 5 s later, so that a black-holed path is found (and a
+// resumable command resumed) within about 15 s. rexecd accepts pings every
+// 5 s.
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+)
+
 func (c *command) dial() (*client.Client, error) {
 	key, err := client.LoadKey(c.g.keyFile, c.g.keyID)
 	if err != nil {
@@ -150,6 +168,7 @@ func (c *command) dial() (*client.Client, error) {
 		return nil, err
 	}
 	opts := append(tlsOpts, client.WithKey(key), client.WithDialOptions(c.versions.DialOptions()...),
+		client.WithKeepalive(keepaliveTime), client.WithKeepaliveTimeout(keepaliveTimeout),
 		client.WithTraceParent(c.env.Getenv("TRACEPARENT"), c.env.Getenv("TRACESTATE")))
 	cl, err := client.New(c.g.addr, opts...)
 	c.cl = cl

@@ -81,6 +81,7 @@ REXEC_KEY_FILE, REXEC_CONFIG.`,
 		Example: `  rexec run -- uname -a                    # one word runs through /bin/sh -c, several are an exact argv
   echo hi | rexec run -- tr a-z A-Z         # stdin streams to the command
   rexec --addr db1 run -it -- bash          # db1:50051, a terminal
+  rexec run -d -- ./long-job.sh; rexec ps   # detached; list what runs
   rexec version                             # this rexec's version, and the server's
   rexec -H node[01-20],@web run -- uptime   # many targets, each line prefixed`,
 		Version:       version.String(),
@@ -104,7 +105,8 @@ REXEC_KEY_FILE, REXEC_CONFIG.`,
 	root.CompletionOptions.DisableDefaultCmd = true // completion.go has ours, with examples
 	c.g.register(root.PersistentFlags())
 	root.AddCommand(
-		c.runCmd(), c.shellCmd(), c.echoCmd(), c.framesCmd(),
+		c.runCmd(), c.psCmd(), c.attachCmd(), c.logsCmd(), c.killCmd(), c.waitCmd(),
+		c.shellCmd(), c.echoCmd(), c.framesCmd(),
 		c.cpCmd(), c.lsCmd(), c.statCmd(), c.mkdirCmd(), c.rmCmd(), c.mvCmd(), c.dfCmd(),
 		c.tokenCmd(), c.keygenCmd(), c.certsCmd(),
 		c.versionCmd(), c.completionCmd(root),

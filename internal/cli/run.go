@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/cliflag"
@@ -24,6 +26,7 @@ type runOpts struct {
 	limits  limitList
 	usage   bool // --usage: print what the command used on stderr
 	stdin   bool // -i: stream stdin (the default; for -it)
+	detach  bool // -d: start it detached and print its id
 	so      sessionOpts
 	fleet   fleetOutput
 }
@@ -41,11 +44,21 @@ EOF at once). -t gives the command a pseudo-terminal of your window's size; your
 into raw mode, so Ctrl-C and every key go to the remote terminal. Without -t, SIGINT (Ctrl-C),
 SIGTERM and SIGHUP are forwarded to the remote process group, so the exit status is the command's.
 
---raw runs over the raw socket transport (--raw-addr) instead of gRPC: stdin streams there too
-(unless -n), but it has no -t, and Ctrl-C closes the connection, which kills the command.
+If the connection breaks while the command runs, rexec redials and resumes it where the output
+stopped, stdin included, and says so in one line on stderr: no byte is lost or repeated, and the
+exit status is the command's. rexecd keeps the command running for its --reconnect-grace (30 s)
+meanwhile; a killed rexec cannot be told from a broken network, so its command lives that long
+too (rexec attach ID takes it up). Ctrl-C and --timeout still end the command at once.
 
-With several targets (-H, --hosts-file) stdin is not read (-n is implied); -t, -i and --raw are
-refused. Every line comes prefixed "NAME: "; -b gathers identical results into one block,
+-d starts the command detached: it outlives rexec (stdin /dev/null, output to rexecd's journal),
+and rexec prints its execution id for ps, attach, logs, kill and wait.
+
+--raw runs over the raw socket transport (--raw-addr) instead of gRPC: stdin streams there too
+(unless -n), but it has no -t and no resume, and Ctrl-C closes the connection, which kills the
+command.
+
+With several targets (-H, --hosts-file) stdin is not read (-n is implied); -t, -i, -d and --raw
+are refused. Every line comes prefixed "NAME: "; -b gathers identical results into one block,
 --output-dir writes NAME.out, NAME.err and NAME.status, --json prints one record per target.
 The exit status is 0 when all exited 0, 255 when any could not run the command, else the
 highest; a summary ends on stderr, and --failed-file lists the targets that did not exit 0.`,
@@ -57,11 +70,16 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
   rexec run -it -- bash                       # an interactive shell on a terminal
   rexec run -n -- make -C /srv/app            # no stdin, as ssh -n: for scripts and loops
   rexec run --limit memory=512M --usage -- make   # at most 512 MiB; what it used, on stderr
+  id=$(rexec run -d -- ./long-job.sh)         # detached: prints its execution id
+  rexec logs -f "$id"; rexec wait "$id"       # follow its output; exit with its status
   rexec -H node[01-20] run -- uptime          # on 20 targets, 64 at a time, each line prefixed
   rexec -H @web run -b -- 'uname -r'          # a config group; identical results in one block`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.stdin && o.so.noStdin {
 				return cliflag.Usagef(cmd, "-i and -n contradict each other: -i streams stdin to the command, -n gives it none; drop one")
+			}
+			if o.detach && (o.so.tty || o.stdin || o.raw) {
+				return cliflag.Usagef(cmd, "-d runs the command detached, with stdin /dev/null and over gRPC: drop -t, -i and --raw (rexec attach ID takes it up later)")
 			}
 			return exitWith(c.run(&o, args))
 		},
@@ -78,7 +96,9 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
 	f.BoolVarP(&o.so.tty, "tty", "t", false, "run the command on a pseudo-terminal (Ctrl-C and every key go to it)")
 	f.BoolVarP(&o.so.noStdin, "no-stdin", "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
 	f.BoolVarP(&o.stdin, "stdin", "i", false, "stream stdin to the command (the default; -it as with docker and kubectl)")
+	f.BoolVarP(&o.detach, "detach", "d", false, "start the command detached (it outlives rexec) and print its execution id")
 	o.fleet.register(f)
+	c.g.fleet.registerFanout(f)
 	return cmd
 }
 
@@ -121,6 +141,9 @@ func (c *command) run(o *runOpts, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	if o.detach {
+		return c.detach(cl, req)
+	}
 	// stdin, a terminal, or forwarded signals need the Session RPC. With -n
 	// a key with the session scope still uses it, stdin closed at once, so
 	// that Ctrl-C is SIGINT for the command; an exec-only key uses Run,
@@ -148,12 +171,24 @@ func (c *command) runPlain(req *rexecv1.RunRequest, raw bool, stdin io.Reader) i
 	}
 	defer closeConn()
 	exited, err := run(ctx, req, c.env.Stdout, c.env.Stderr)
+	if ctx.Err() != nil && (err != nil || exited.GetReason() == rexecv1.EndReason_END_REASON_CANCELLED) {
+		// Our own signal ended the call: the server killed the command.
+		return 128 + int(sig())
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			// Our own signal ended the call: the server killed the command.
-			return 128 + int(sig())
-		}
 		return c.fail(err)
 	}
 	return c.report(exited)
+}
+
+// detach starts req detached and prints its execution id.
+func (c *command) detach(cl *client.Client, req *rexecv1.RunRequest) int {
+	ctx, _, stop := signalContext()
+	defer stop()
+	st, err := cl.Detach(ctx, req)
+	if err != nil {
+		return c.fail(err)
+	}
+	fmt.Fprintln(c.env.Stdout, st.GetExecutionId())
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -78,41 +79,14 @@ func (c *command) session(cl *client.Client, req *rexecv1.RunRequest, o sessionO
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := cl.OpenSession(ctx, start, stdin)
+	s, err := cl.OpenResumableSession(ctx, start, stdin, c.resumeOpts(local != nil))
 	if err != nil {
 		local.restore()
 		return c.failSession(err, o)
 	}
-
-	// Forward signals until Wait returns. A signal that cannot be sent
-	// (an earlier one still waits behind stdin the command does not read)
-	// ends the call instead: the server then kills the command.
-	var lastSig syscall.Signal
-	forwardDone := make(chan struct{})
-	stopForward := make(chan struct{})
-	go func() {
-		defer close(forwardDone)
-		for {
-			select {
-			case sig := <-sigs:
-				if sig == syscall.SIGWINCH {
-					if rows, cols, ok := windowSize(termFD); ok {
-						_ = s.Resize(rows, cols)
-					}
-					continue
-				}
-				lastSig = sig.(syscall.Signal)
-				if err := s.Signal(forwarded[sig]); errors.Is(err, client.ErrSignalBacklog) {
-					cancel()
-				}
-			case <-stopForward:
-				return
-			}
-		}
-	}()
+	fw := c.forwardSignals(s, sigs, termFD, cancel)
 	exited, err := s.Wait(c.env.Stdout, c.env.Stderr)
-	close(stopForward)
-	<-forwardDone
+	lastSig := fw.stop()
 	local.restore()
 	if err != nil {
 		if ctx.Err() != nil && lastSig != 0 {
@@ -123,6 +97,74 @@ func (c *command) session(cl *client.Client, req *rexecv1.RunRequest, o sessionO
 		return c.failSession(err, o)
 	}
 	return c.report(exited)
+}
+
+// forwarder passes signals (and window resizes) on to a session until stop.
+type forwarder struct {
+	done, quit chan struct{}
+	lastSig    syscall.Signal
+}
+
+// forwardSignals forwards sigs to s until stop. A signal that cannot be
+// sent (an earlier one still waits behind stdin the command does not read)
+// ends the call instead, with cancel: the server then kills the command.
+func (c *command) forwardSignals(s *client.Session, sigs <-chan os.Signal, termFD int, cancel func()) *forwarder {
+	f := &forwarder{done: make(chan struct{}), quit: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGWINCH {
+					if rows, cols, ok := windowSize(termFD); ok {
+						_ = s.Resize(rows, cols)
+					}
+					continue
+				}
+				f.lastSig = sig.(syscall.Signal)
+				if err := s.Signal(forwarded[sig]); errors.Is(err, client.ErrSignalBacklog) {
+					cancel()
+				}
+			case <-f.quit:
+				return
+			}
+		}
+	}()
+	return f
+}
+
+// stop ends the forwarding and returns the last signal forwarded.
+func (f *forwarder) stop() syscall.Signal {
+	close(f.quit)
+	<-f.done
+	return f.lastSig
+}
+
+// resumeOpts say how a resumable call of rexec resumes: one line on stderr
+// for each drop (raw: the terminal is in raw mode, where a line needs \r).
+func (c *command) resumeOpts(raw bool) client.ResumeOptions {
+	eol := "\n"
+	if raw {
+		eol = "\r\n"
+	}
+	return client.ResumeOptions{
+		OnResume: func(r client.Resumed) {
+			fmt.Fprintf(c.env.Stderr, "rexec: the connection to rexecd at %s dropped (%s) and was resumed after %v: execution %s goes on from output seq %d%s",
+				c.g.addr, statusMessage(r.Cause), r.Took.Round(time.Millisecond), r.ExecutionID, r.FromSeq, eol)
+		},
+		OnGap: func(g *rexecv1.Gap) {
+			fmt.Fprintf(c.env.Stderr, "rexec: %s%s", gapLine(g), eol)
+		},
+	}
+}
+
+// gapLine says what output the journal no longer held.
+func gapLine(g *rexecv1.Gap) string {
+	what := fmt.Sprintf("output seq %d-%d", g.GetFirstSeq(), g.GetLastSeq())
+	if g.GetBytes() > 0 {
+		what += fmt.Sprintf(" (%d bytes)", g.GetBytes())
+	}
+	return what + " was evicted from the server's journal before it was read (--journal-max, --journal-total)"
 }
 
 // failSession is fail, with a hint for a key without the session scope;

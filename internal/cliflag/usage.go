@@ -114,3 +114,17 @@ func NoArgs(instead string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// ExactArgs wants n arguments, and says what they are in one line
+// otherwise.
+func ExactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < n:
+			return Usagef(cmd, "missing argument: %s", what)
+		case len(args) > n:
+			return Usagef(cmd, "unexpected argument %q: %s", args[n], what)
+		}
+		return nil
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/rexec/rexec/internal/cliflag"
 	"github.com/rexec/rexec/internal/telemetry"
 	"github.com/rexec/rexec/internal/version"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock/rawserver"
 	"github.com/rexec/rexec/runner"
 )
@@ -51,9 +52,14 @@ func Command(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	cmd := &cobra.Command{
 		Use:   "rexecd [flags]",
 		Short: "Serve rexec: run commands for authenticated clients, over gRPC (and a raw socket)",
-		Long: `rexecd serves rexec's ExecService and EchoService over gRPC, with health and reflection,
-every call authenticated by a token made from a key in its key file. With no key file anywhere
-it creates one at ~/.config/rexec/keys (mode 0600) and says so.
+		Long: `rexecd serves rexec's ExecService, ExecutionService and EchoService over gRPC, with health
+and reflection, every call authenticated by a token made from a key in its key file. With no key
+file anywhere it creates one at ~/.config/rexec/keys (mode 0600) and says so.
+
+Every command's output goes to a journal under --state-dir, bounded by --journal-max per
+execution, --journal-total and --retain: a client whose connection breaks resumes its command
+within --reconnect-grace, detached commands (rexec run -d) outlive their call, and rexec ps and
+rexec logs read them, also after a restart.
 
 Signals: SIGTERM or SIGINT stops taking calls, gives running commands --shutdown-grace, then
 kills them and exits 0; a second one stops at once. SIGHUP reloads the key file (a bad file
@@ -67,7 +73,9 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
   rexecd --listen 127.0.0.1:0 --addr-file addr            # a free port, written to ./addr
   rexecd --metrics-listen 127.0.0.1:9464                  # Prometheus metrics at http://127.0.0.1:9464/metrics
   rexecd --otlp-endpoint http://127.0.0.1:4317            # a trace span per call, to an OTLP collector
-  sudo rexecd --require-user --cgroups require            # every key has user=; every command a cgroup`,
+  sudo rexecd --require-user --cgroups require            # every key has user=; every command a cgroup
+  rexecd --state-dir /var/lib/rexec --retain 24h          # keep ended executions' journals a day
+  rexecd --reconnect-grace 0                              # a broken connection kills its command at once`,
 		Version:       version.String(),
 		Args:          cliflag.NoArgs("rexecd takes flags only"),
 		SilenceUsage:  true,
@@ -75,6 +83,9 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 				return cliflag.Usagef(cmd, "--log-format %q: want text or json", cfg.LogFormat)
+			}
+			if err := checkJournalFlags(cmd, &cfg); err != nil {
+				return err
 			}
 			for _, n := range cfg.Names {
 				if err := interceptors.CheckName(n); err != nil {
@@ -122,7 +133,11 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")
 	fs.StringVar(&cfg.RawAddrFile, "raw-addr-file", "", "write the raw listener's bound address to this file")
 	dur(&cfg.RawIdleTimeout, "raw-idle-timeout", rawserver.DefaultIdleTimeout, "close a raw connection that runs no command for this long (0: never)")
-	fs.StringVar(&cfg.Files.StateDir, "state-dir", files.DefaultStateDir(), "where partial uploads of keys without root= are kept (in partial/)")
+	fs.StringVar(&cfg.StateDir, "state-dir", files.DefaultStateDir(), "what rexecd keeps across restarts: the journal of executions (in journal/) and partial uploads of keys without root= (in partial/); $XDG_STATE_HOME/rexec, else ~/.local/state/rexec")
+	fs.Int64Var(&cfg.Journal.MaxBytes, "journal-max", 64<<20, "bytes of journal per execution; past them a resumable command without its client blocks, a detached one's oldest output is evicted (0: no journal, every command ends with its call)")
+	fs.Int64Var(&cfg.Journal.MaxTotal, "journal-total", 1<<30, "bytes of all journals; past them the oldest ended executions are deleted")
+	dur(&cfg.Journal.Retain, "retain", time.Hour, "how long an ended execution's journal is kept")
+	dur(&cfg.Journal.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a resumable command runs on after its client's connection broke (0: it is killed at once)")
 	dur(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
 	dur(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
 	fs.StringArrayVar(&cfg.Names, "name", nil, "a name clients dial this server by, HOST or HOST:PORT, besides its own addresses and host name: a load balancer's (repeatable). Servers that share a name share their tokens")
@@ -171,6 +186,26 @@ func (n nameList) Set(v string) error {
 			return fmt.Errorf("%q is not a variable name", name)
 		}
 		*n.names = append(*n.names, name)
+	}
+	return nil
+}
+
+// checkJournalFlags refuses journal bounds that cannot work, and turns a
+// zero grace into the journal's "none".
+func checkJournalFlags(cmd *cobra.Command, cfg *DaemonConfig) error {
+	j := &cfg.Journal
+	switch {
+	case j.MaxBytes < 0 || (j.MaxBytes > 0 && j.MaxBytes < journal.MinMaxBytes):
+		return cliflag.Usagef(cmd, "--journal-max %d: want 0 (no journal) or at least %d bytes (1 MiB)", j.MaxBytes, journal.MinMaxBytes)
+	case j.MaxBytes > 0 && j.MaxTotal < j.MaxBytes:
+		return cliflag.Usagef(cmd, "--journal-total %d is less than --journal-max %d: raise it", j.MaxTotal, j.MaxBytes)
+	case j.Retain <= 0:
+		return cliflag.Usagef(cmd, "--retain %v: want a positive duration", j.Retain)
+	case cfg.StateDir == "" && j.MaxBytes > 0:
+		return cliflag.Usagef(cmd, "--state-dir is empty: give a directory, or --journal-max 0 for no journal")
+	}
+	if j.ReconnectGrace == 0 {
+		j.ReconnectGrace = -1 // the journal's "none"
 	}
 	return nil
 }

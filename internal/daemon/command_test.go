@@ -43,11 +43,15 @@ func TestRexecdExitStatus(t *testing.T) {
 		{[]string{"--max-concurrent", "many"}, 2, `rexecd: --max-concurrent "many": `},
 		{[]string{"--log-format", "xml"}, 2, `rexecd: --log-format "xml": want text or json`},
 		{[]string{"serve"}, 2, `rexecd: unexpected argument "serve"`},
-		{[]string{"--listen", taken.Addr().String(), "--keys", keys}, 1, "rexecd: listen: "},
+		{[]string{"--listen", taken.Addr().String(), "--keys", keys, "--state-dir", t.TempDir()}, 1, "rexecd: listen: "},
+		{[]string{"--journal-max", "1000"}, 2, "rexecd: --journal-max 1000: want 0 (no journal) or at least 1048576 bytes"},
+		{[]string{"--journal-max", "8388608", "--journal-total", "1048576"}, 2, "rexecd: --journal-total 1048576 is less than --journal-max 8388608"},
+		{[]string{"--reconnect-grace", "-1s"}, 2, `rexecd: --reconnect-grace "-1s": want a duration of 0 or more`},
+		{[]string{"--retain", "0"}, 2, "rexecd: --retain 0s: want a positive duration"},
 		{[]string{"--otlp-endpoint", "localhost:4317"}, 2, `rexecd: --otlp-endpoint "localhost:4317": want the URL of an OTLP/gRPC collector: http://HOST:4317`},
-		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", "0.0.0.0:0"}, 1,
+		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", "0.0.0.0:0", "--state-dir", t.TempDir()}, 1,
 			"rexecd: refusing --metrics-listen 0.0.0.0:0 (bound "},
-		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", taken.Addr().String()}, 1,
+		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", taken.Addr().String(), "--state-dir", t.TempDir()}, 1,
 			"rexecd: --metrics-listen: listen tcp " + taken.Addr().String()},
 	}
 	for _, c := range cases {

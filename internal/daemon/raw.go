@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock/rawserver"
 	"github.com/rexec/rexec/runner"
 )
@@ -23,7 +24,7 @@ type rawDaemon struct {
 // startRawDaemon listens on cfg.RawListen; with no address it returns nil:
 // the raw transport is off unless asked for, so that a second port with its
 // own protocol is never open by surprise.
-func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Runner, obs rawserver.Observer, log *slog.Logger) (*rawDaemon, error) {
+func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Runner, jrnl *journal.Journal, obs rawserver.Observer, log *slog.Logger) (*rawDaemon, error) {
 	if cfg.RawListen == "" {
 		return nil, nil
 	}
@@ -51,7 +52,7 @@ func startRawDaemon(cfg DaemonConfig, ring *interceptors.KeyRing, run *runner.Ru
 		idle = -1 // never
 	}
 	d := &rawDaemon{
-		srv:    rawserver.New(rawserver.Config{Keys: ring, Runner: run, Logger: log, IdleTimeout: idle, Observer: obs}),
+		srv:    rawserver.New(rawserver.Config{Keys: ring, Runner: run, Journal: jrnl, Logger: log, IdleTimeout: idle, Observer: obs}),
 		served: make(chan error, 1),
 	}
 	go func() {

@@ -8,12 +8,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/version"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -59,6 +61,34 @@ type DaemonConfig struct {
 	// OTLPEndpoint, when set, exports a span per call to this OTLP/gRPC
 	// collector (http://HOST:4317 or https://…); empty: no tracing.
 	OTLPEndpoint string
+	// StateDir holds what rexecd keeps across restarts: the journal of
+	// executions in StateDir/journal, the file service's partial uploads
+	// in StateDir/partial.
+	StateDir string
+	// Journal bounds the journal (its Dir and Logger are filled in);
+	// MaxBytes 0 keeps none: every command ends with its call.
+	Journal journal.Options
+}
+
+// openJournal opens the journal under the state directory, unless
+// --journal-max 0 turned it off.
+func openJournal(cfg DaemonConfig, log *slog.Logger) (*journal.Journal, error) {
+	if cfg.Journal.MaxBytes == 0 {
+		log.Info("no journal (--journal-max 0): every command ends with its call; no resume, detach, ps or logs")
+		return nil, nil
+	}
+	jo := cfg.Journal
+	jo.Dir = filepath.Join(cfg.StateDir, "journal")
+	jo.Logger = log
+	j, err := journal.Open(jo)
+	if err != nil {
+		return nil, fmt.Errorf("journal (--state-dir %s): %w", cfg.StateDir, err)
+	}
+	st := j.Stats()
+	o := j.Options()
+	log.Info("journal open", "dir", jo.Dir, "executions", st.Executions, "bytes", st.Bytes, "recovered", st.Recovered,
+		"journal_max", o.MaxBytes, "journal_total", o.MaxTotal, "retain", o.Retain, "reconnect_grace", o.ReconnectGrace)
+	return j, nil
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -139,17 +169,6 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	if iso := run.Isolation(); cfg.Runner.Cgroups == runner.CgroupsRequire && !iso.Cgroups {
 		return fmt.Errorf("--cgroups require: commands cannot have cgroups here: %s", iso.Missing)
 	}
-	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
-	srv := server.New(server.Config{
-		Files:         &cfg.Files,
-		Verifier:      interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
-		Runner:        run,
-		Logger:        log,
-		AuthAdmin:     cfg.AuthAdmin,
-		Creds:         creds,
-		Observe:       obs.serverOptions(),
-		OnAuthFailure: obs.onAuthFailure(),
-	})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -162,7 +181,28 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		lis.Close()
 		return err
 	}
-	raw, err := startRawDaemon(cfg, ring, run, obs.rawObserver(), log)
+	jrnl, err := openJournal(cfg, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	if jrnl != nil {
+		defer jrnl.Close()
+	}
+	cfg.Files.StateDir = cfg.StateDir
+	cfg.Files.Audit, cfg.Files.Logger = cfg.Runner.Audit, log
+	srv := server.New(server.Config{
+		Files:         &cfg.Files,
+		Verifier:      interceptors.NewVerifier(ring, interceptors.VerifierOptions{Skew: cfg.Skew, Names: cfg.Names}),
+		Runner:        run,
+		Logger:        log,
+		AuthAdmin:     cfg.AuthAdmin,
+		Creds:         creds,
+		Observe:       obs.serverOptions(),
+		OnAuthFailure: obs.onAuthFailure(),
+		Journal:       jrnl,
+	})
+	raw, err := startRawDaemon(cfg, ring, run, jrnl, obs.rawObserver(), log)
 	if err != nil {
 		lis.Close()
 		return err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,7 +273,11 @@ func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *inte
 	keyFile, addrFile := filepath.Join(dir, "keys"), filepath.Join(dir, "addr")
 	writeKeys(t, keyFile, 0o600, key.Line())
 	log := &testenv.SyncBuffer{}
-	cmd := exec.Command(filepath.Join(bin, "rexecd"), append([]string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile}, flags...)...)
+	args := []string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile}
+	if !slices.Contains(flags, "--state-dir") {
+		args = append(args, "--state-dir", filepath.Join(dir, "state")) // each rexecd its own journal
+	}
+	cmd := exec.Command(filepath.Join(bin, "rexecd"), append(args, flags...)...)
 	cmd.Stderr = log
 	cmd.ExtraFiles = extra
 	cmd.WaitDelay = 5 * time.Second

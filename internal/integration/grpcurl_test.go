@@ -79,6 +79,57 @@ func TestGrpcurl(t *testing.T) {
 	}
 }
 
+// TestGrpcurlExecutions: grpcurl alone, as README shows it, starts a
+// detached command, lists executions and reads a journal by id.
+func TestGrpcurlExecutions(t *testing.T) {
+	grpcurl := testenv.Tool(t, "grpcurl")
+	srv := testenv.StartServer(t, testenv.Options{})
+	call := func(method, body string) string {
+		t.Helper()
+		tok := interceptors.Mint(srv.Key, "/"+method, srv.Addr, time.Now())
+		out, stderr, err := run(t, grpcurl, "-plaintext", "-H", "authorization: "+tok, "-d", body, srv.Addr, method)
+		if err != nil {
+			t.Fatalf("%s: %v %s", method, err, stderr)
+		}
+		return out
+	}
+	out, _, _ := run(t, grpcurl, "-plaintext", srv.Addr, "list")
+	if !strings.Contains(out, "rexec.v1.ExecutionService") {
+		t.Errorf("list lacks rexec.v1.ExecutionService:\n%s", out)
+	}
+	started := decodeJSONStream(t, call("rexec.v1.ExecService/Run", `{"shell":"echo from-the-journal; exit 4","lifetime":"LIFETIME_DETACHED"}`))
+	if len(started) != 1 || started[0]["event"]["started"] == nil {
+		t.Fatalf("detached Run: %v, want one started event", started)
+	}
+	id := started[0]["event"]["started"].(map[string]any)["executionId"].(string)
+	var listed struct {
+		Executions []struct {
+			ExecutionID string `json:"executionId"`
+			State       string `json:"state"`
+			Exited      struct {
+				ExitCode int `json:"exitCode"`
+			} `json:"exited"`
+		} `json:"executions"`
+	}
+	waitFor(t, "the detached command's end", func() bool {
+		if err := json.Unmarshal([]byte(call("rexec.v1.ExecutionService/ListExecutions", `{"all":true}`)), &listed); err != nil {
+			t.Fatal(err)
+		}
+		return len(listed.Executions) == 1 && listed.Executions[0].State == "EXECUTION_STATE_ENDED"
+	})
+	if e := listed.Executions[0]; e.ExecutionID != id || e.Exited.ExitCode != 4 {
+		t.Errorf("listed %+v", listed)
+	}
+	logs := decodeJSONStream(t, call("rexec.v1.ExecutionService/Logs", `{"executionId":"`+id+`"}`))
+	if len(logs) != 3 || logs[0]["execution"] == nil || logs[1]["event"]["stdout"] == nil || logs[2]["event"]["exited"] == nil {
+		t.Fatalf("logs: %v, want the execution, its stdout, its exit", logs)
+	}
+	data, _ := base64.StdEncoding.DecodeString(logs[1]["event"]["stdout"].(map[string]any)["data"].(string))
+	if string(data) != "from-the-journal\n" {
+		t.Errorf("logs stdout %q", data)
+	}
+}
+
 func TestBufGeneratedSchemaWithGrpcurl(t *testing.T) {
 	buf := testenv.Tool(t, "buf")
 	grpcurl := testenv.Tool(t, "grpcurl")
@@ -118,7 +169,7 @@ func TestBufLintAndGeneratedCodeFresh(t *testing.T) {
 	if _, stderr, err := run(t, buf, "generate", "--template", tmpl); err != nil {
 		t.Fatalf("buf generate: %v %s", err, stderr)
 	}
-	for _, f := range []string{"exec.pb.go", "exec_grpc.pb.go", "echo.pb.go", "echo_grpc.pb.go", "files.pb.go", "files_grpc.pb.go"} {
+	for _, f := range []string{"exec.pb.go", "exec_grpc.pb.go", "echo.pb.go", "echo_grpc.pb.go", "files.pb.go", "files_grpc.pb.go", "execution.pb.go", "execution_grpc.pb.go"} {
 		got, err1 := os.ReadFile(filepath.Join(dir, "rexec/v1", f))
 		want, err2 := os.ReadFile(filepath.Join(testenv.RepoRoot(), "gen/rexec/v1", f))
 		if err1 != nil || err2 != nil || !bytes.Equal(got, want) {

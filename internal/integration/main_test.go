@@ -17,9 +17,18 @@ import (
 // descriptor: the servers of this suite run in this process, so an fd that a
 // call, a stream or a command's pipe left open shows up here.
 func TestMain(m *testing.M) {
+	// The rexecd binaries these tests start keep their journals here, not
+	// in the user's ~/.local/state.
+	state, err := os.MkdirTemp("", "rexec-integration-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
 	before, _ := openFDs()
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		removeBinaries()
+		os.RemoveAll(state)
 		if after, err := openFDs(); code == 0 && err == nil && len(after) > len(before) {
 			fmt.Fprintf(os.Stderr, "fd leak: %d open before the suite, %d after\n", len(before), len(after))
 			for fd, target := range after {

@@ -37,7 +37,7 @@ func TestRawKeyReloadSIGHUP(t *testing.T) {
 	addrFile, rawAddrFile := filepath.Join(dir, "addr"), filepath.Join(dir, "rawaddr")
 
 	var log testenv.SyncBuffer
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile,
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--state-dir", t.TempDir(),
 		"--raw-listen", "127.0.0.1:0", "--raw-addr-file", rawAddrFile, "--raw-idle-timeout", "1s", "--shutdown-grace", "5s")
 	cmd.Stderr = &log
 	cmd.WaitDelay = 5 * time.Second

@@ -72,7 +72,7 @@ func TestKeyRotationSIGHUP(t *testing.T) {
 	addrFile := filepath.Join(dir, "addr")
 
 	var log testenv.SyncBuffer
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--shutdown-grace", "5s")
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--shutdown-grace", "5s", "--state-dir", t.TempDir())
 	cmd.Stderr = &log
 	cmd.WaitDelay = 5 * time.Second // bound Wait if a child holds stderr
 	if err := cmd.Start(); err != nil {

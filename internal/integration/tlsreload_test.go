@@ -50,7 +50,7 @@ func TestTLSReloadSIGHUP(t *testing.T) {
 	addrFile := filepath.Join(dir, "addr")
 
 	var log testenv.SyncBuffer
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile,
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--state-dir", t.TempDir(),
 		"--tls-cert", f.ServerCert, "--tls-key", f.ServerKey, "--tls-client-ca", clientCA, "--shutdown-grace", "2s")
 	cmd.Stderr = &log
 	cmd.WaitDelay = 5 * time.Second

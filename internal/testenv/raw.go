@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/rawsock/rawserver"
 	"github.com/rexec/rexec/runner"
 )
 
 // startRaw serves the raw transport on 127.0.0.1:0 until test cleanup.
-func startRaw(t testing.TB, ring *interceptors.KeyRing, run *runner.Runner, log *slog.Logger) string {
+func startRaw(t testing.TB, ring *interceptors.KeyRing, run *runner.Runner, j *journal.Journal, log *slog.Logger) string {
 	t.Helper()
-	srv := rawserver.New(rawserver.Config{Keys: ring, Runner: run, Logger: log})
+	srv := rawserver.New(rawserver.Config{Keys: ring, Runner: run, Journal: j, Logger: log})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

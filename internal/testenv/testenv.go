@@ -19,6 +19,7 @@ import (
 	"github.com/rexec/rexec/client"
 	"github.com/rexec/rexec/files"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 	"github.com/rexec/rexec/server"
 )
@@ -31,7 +32,8 @@ type Server struct {
 	Ring    *interceptors.KeyRing
 	Runner  *runner.Runner
 	Server  *server.Server
-	Log     *SyncBuffer // the server's log, audit lines included
+	Journal *journal.Journal // nil with Options.NoJournal
+	Log     *SyncBuffer      // the server's log, audit lines included
 	// RawAddr is the raw socket listener's address, when Options.Raw.
 	RawAddr string
 }
@@ -58,6 +60,11 @@ type Options struct {
 	// runner passes them on (Options.EnvFromDaemon), reading them when it
 	// is made, and StartServer sets them around that moment only.
 	Env []string
+	// Journal configures the server's journal (Dir defaults to a temporary
+	// directory, ReconnectGrace to 5s); NoJournal serves without one, as
+	// `rexecd --journal-max 0` does.
+	Journal   journal.Options
+	NoJournal bool
 }
 
 // envMu serializes StartServer's changes to the process environment.
@@ -149,6 +156,21 @@ func StartServer(t testing.TB, o Options) *Server {
 	})
 	cfg.Verifier = interceptors.NewVerifier(ring, o.Verifier)
 	cfg.Logger = log
+	if !o.NoJournal {
+		jo := o.Journal
+		if jo.Dir == "" {
+			jo.Dir = filepath.Join(t.TempDir(), "journal")
+		}
+		if jo.ReconnectGrace == 0 {
+			jo.ReconnectGrace = 5 * time.Second
+		}
+		jo.Logger = log
+		j, err := journal.Open(jo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Journal = j
+	}
 	srv := server.New(cfg)
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
@@ -161,16 +183,26 @@ func StartServer(t testing.TB, o Options) *Server {
 	go func() { defer close(done); _ = srv.Serve(lis) }()
 	var rawAddr string
 	if o.Raw {
-		rawAddr = startRaw(t, ring, cfg.Runner, log)
+		rawAddr = startRaw(t, ring, cfg.Runner, cfg.Journal, log)
 	}
 	t.Cleanup(func() {
 		srv.Stop()
 		<-done
+		if j := cfg.Journal; j != nil {
+			// Stop ended the calls and cancelled every command; wait for the
+			// journal to record their ends.
+			select {
+			case <-j.Idle():
+			case <-time.After(10 * time.Second):
+				t.Errorf("journal: commands still running 10s after the server stopped")
+			}
+			j.Close()
+		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", logBuf.String())
 		}
 	})
-	return &Server{Addr: lis.Addr().String(), Key: key, KeyFile: keyFile, Ring: ring, Runner: cfg.Runner, Server: srv, Log: logBuf, RawAddr: rawAddr}
+	return &Server{Addr: lis.Addr().String(), Key: key, KeyFile: keyFile, Ring: ring, Runner: cfg.Runner, Server: srv, Log: logBuf, RawAddr: rawAddr, Journal: cfg.Journal}
 }
 
 // Client returns a client signing with key (the server's Key when nil),

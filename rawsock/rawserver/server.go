@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/keyspec"
+	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
 )
@@ -26,6 +28,12 @@ type Config struct {
 	Keys *interceptors.KeyRing
 	// Runner runs the commands (required); share it with the gRPC server.
 	Runner *runner.Runner
+	// Journal, when set, keeps every command's events, as the gRPC
+	// server's does (share it): the command's frames are read from it, and
+	// rexec ps and logs show raw commands too. Its stdin stays this
+	// server's to write (with its own back-pressure), and a raw command
+	// ends with its connection (lifetime call). By default there is none.
+	Journal *journal.Journal
 	// Logger gets connection errors. By default slog.Default().
 	Logger *slog.Logger
 	// HandshakeTimeout drops a client that has not finished the handshake in
@@ -217,8 +225,8 @@ type conn struct {
 	wmu sync.Mutex // frames are written by the reader and by the command's pump
 
 	mu       sync.Mutex
-	proc     *runner.Process // the running command, or nil once it has exited
-	pumps    int             // commands whose events are still being sent
+	proc     command // the running command, or nil once it has exited
+	pumps    int     // commands whose events are still being sent
 	draining bool
 	runs     sync.WaitGroup
 }
@@ -338,7 +346,14 @@ func (c *conn) drain() {
 	}
 }
 
-func (c *conn) current() *runner.Process {
+// command is a running command: a runner.Process, or an execution of the
+// journal started with direct stdin.
+type command interface {
+	Stdin() io.WriteCloser
+	Signal(syscall.Signal) error
+}
+
+func (c *conn) current() command {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.proc
@@ -431,6 +446,9 @@ func (c *conn) start(ctx context.Context, payload []byte) error {
 	// shutdown cause) when the server's shutdown grace has passed.
 	cctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(c.s.base, func() { cancel(context.Cause(c.s.base)) })
+	if j := c.s.cfg.Journal; j != nil {
+		return c.startJournaled(j, cctx, func() { stop(); cancel(nil) }, spec, key.ID)
+	}
 	p, err := c.s.cfg.Runner.Start(cctx, spec)
 	if err != nil {
 		stop()
@@ -449,6 +467,49 @@ func (c *conn) start(ctx context.Context, payload []byte) error {
 		if err != nil {
 			c.s.cfg.Logger.Debug("raw command's peer failed", "peer", c.peer, "err", err)
 		}
+		c.idle()
+	}()
+	return nil
+}
+
+// startJournaled starts spec as an execution of the journal (it ends with
+// the connection) and pumps its events from the journal into frames, as
+// the gRPC server's streams read theirs.
+func (c *conn) startJournaled(j *journal.Journal, ctx context.Context, done func(), spec runner.Spec, owner string) error {
+	spec.Audit = append(spec.Audit, slog.String("lifetime", journal.Call.String()))
+	x, a, err := j.Start(ctx, c.s.cfg.Runner, spec, journal.StartOptions{Owner: owner, Lifetime: journal.Call, Attach: true, DirectStdin: true})
+	if err != nil {
+		done()
+		return err
+	}
+	c.mu.Lock()
+	c.proc = x
+	c.pumps++
+	c.mu.Unlock()
+	c.runs.Add(1)
+	go func() {
+		defer c.runs.Done()
+		defer done()
+		sink := &frameSink{c: c}
+		var err error
+		for err == nil {
+			var it journal.Item
+			if it, err = a.Next(ctx); err != nil {
+				break
+			}
+			switch it.Kind {
+			case journal.ItemStarted:
+				err = sink.Started(x.ID(), it.Pid)
+			case journal.ItemOutput:
+				err = sink.Output(it.Stream, it.Seq, it.Data)
+			case journal.ItemExited:
+				err = sink.Exited(it.Exit)
+			}
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			c.s.cfg.Logger.Debug("raw command's peer failed", "peer", c.peer, "err", err)
+		}
+		a.Close(err) // a command whose frames could not be sent ends with them
 		c.idle()
 	}()
 	return nil

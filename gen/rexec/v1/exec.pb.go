@@ -22,6 +22,77 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Lifetime says whether a command outlives its call.
+type Lifetime int32
+
+const (
+	// The same as CALL.
+	Lifetime_LIFETIME_UNSPECIFIED Lifetime = 0
+	// The command ends with its call: a broken or cancelled stream kills its
+	// process group. What every client gets unless it asks for more.
+	Lifetime_LIFETIME_CALL Lifetime = 1
+	// A stream that breaks (rather than being cancelled with a `cancel`
+	// message or ExecutionService.Kill) starts the server's reconnect grace:
+	// the command runs on, its output goes to the journal (past the server's
+	// --journal-max of unacknowledged output its pipe blocks) and its stdin
+	// writes wait, until a client resumes it with ExecutionService.Attach or the
+	// grace passes (then it is killed, reason DISCONNECTED). In a Session the
+	// stream itself is the first attachment and acknowledges output with `ack`;
+	// a Run returns once the command has started (Started, then OK), so that
+	// every stream that reads a resumable command acknowledges what it wrote:
+	// read it with Attach.
+	Lifetime_LIFETIME_RESUMABLE Lifetime = 2
+	// The command outlives its call for good (Run only): its stdin is
+	// /dev/null, Run returns once it has started, and its output goes to the
+	// journal, never blocked by a missing reader — past --journal-max the oldest
+	// output is evicted and counted. It still obeys its timeout, the server's
+	// --max-concurrent and shutdown.
+	Lifetime_LIFETIME_DETACHED Lifetime = 3
+)
+
+// Enum value maps for Lifetime.
+var (
+	Lifetime_name = map[int32]string{
+		0: "LIFETIME_UNSPECIFIED",
+		1: "LIFETIME_CALL",
+		2: "LIFETIME_RESUMABLE",
+		3: "LIFETIME_DETACHED",
+	}
+	Lifetime_value = map[string]int32{
+		"LIFETIME_UNSPECIFIED": 0,
+		"LIFETIME_CALL":        1,
+		"LIFETIME_RESUMABLE":   2,
+		"LIFETIME_DETACHED":    3,
+	}
+)
+
+func (x Lifetime) Enum() *Lifetime {
+	p := new(Lifetime)
+	*p = x
+	return p
+}
+
+func (x Lifetime) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Lifetime) Descriptor() protoreflect.EnumDescriptor {
+	return file_rexec_v1_exec_proto_enumTypes[0].Descriptor()
+}
+
+func (Lifetime) Type() protoreflect.EnumType {
+	return &file_rexec_v1_exec_proto_enumTypes[0]
+}
+
+func (x Lifetime) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Lifetime.Descriptor instead.
+func (Lifetime) EnumDescriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{0}
+}
+
 // EndReason says why a command ended.
 type EndReason int32
 
@@ -33,8 +104,13 @@ const (
 	EndReason_END_REASON_TIMEOUT EndReason = 2
 	// The call was cancelled: the client went away or its deadline passed.
 	EndReason_END_REASON_CANCELLED EndReason = 3
-	// The server shut down and its grace for running commands passed.
+	// The server shut down and its grace for running commands passed; or the
+	// server stopped without a grace (it was killed) while the command ran, as
+	// its journal says after the restart.
 	EndReason_END_REASON_SHUTDOWN EndReason = 4
+	// A RESUMABLE command's stream broke and no client attached again within
+	// the server's reconnect grace.
+	EndReason_END_REASON_DISCONNECTED EndReason = 16
 	// The kernel's OOM killer ended the command at its memory limit
 	// (Exited.message names it); sent_signal is KILL, a shell's status 137.
 	EndReason_END_REASON_OOM EndReason = 5
@@ -43,20 +119,22 @@ const (
 // Enum value maps for EndReason.
 var (
 	EndReason_name = map[int32]string{
-		0: "END_REASON_UNSPECIFIED",
-		1: "END_REASON_EXITED",
-		2: "END_REASON_TIMEOUT",
-		3: "END_REASON_CANCELLED",
-		4: "END_REASON_SHUTDOWN",
-		5: "END_REASON_OOM",
+		0:  "END_REASON_UNSPECIFIED",
+		1:  "END_REASON_EXITED",
+		2:  "END_REASON_TIMEOUT",
+		3:  "END_REASON_CANCELLED",
+		4:  "END_REASON_SHUTDOWN",
+		16: "END_REASON_DISCONNECTED",
+		5:  "END_REASON_OOM",
 	}
 	EndReason_value = map[string]int32{
-		"END_REASON_UNSPECIFIED": 0,
-		"END_REASON_EXITED":      1,
-		"END_REASON_TIMEOUT":     2,
-		"END_REASON_CANCELLED":   3,
-		"END_REASON_SHUTDOWN":    4,
-		"END_REASON_OOM":         5,
+		"END_REASON_UNSPECIFIED":  0,
+		"END_REASON_EXITED":       1,
+		"END_REASON_TIMEOUT":      2,
+		"END_REASON_CANCELLED":    3,
+		"END_REASON_SHUTDOWN":     4,
+		"END_REASON_DISCONNECTED": 16,
+		"END_REASON_OOM":          5,
 	}
 )
 
@@ -71,11 +149,11 @@ func (x EndReason) String() string {
 }
 
 func (EndReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_rexec_v1_exec_proto_enumTypes[0].Descriptor()
+	return file_rexec_v1_exec_proto_enumTypes[1].Descriptor()
 }
 
 func (EndReason) Type() protoreflect.EnumType {
-	return &file_rexec_v1_exec_proto_enumTypes[0]
+	return &file_rexec_v1_exec_proto_enumTypes[1]
 }
 
 func (x EndReason) Number() protoreflect.EnumNumber {
@@ -84,7 +162,7 @@ func (x EndReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndReason.Descriptor instead.
 func (EndReason) EnumDescriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{0}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{1}
 }
 
 // Signal names the signals a client may send. The numbers are Linux's.
@@ -139,11 +217,11 @@ func (x Signal) String() string {
 }
 
 func (Signal) Descriptor() protoreflect.EnumDescriptor {
-	return file_rexec_v1_exec_proto_enumTypes[1].Descriptor()
+	return file_rexec_v1_exec_proto_enumTypes[2].Descriptor()
 }
 
 func (Signal) Type() protoreflect.EnumType {
-	return &file_rexec_v1_exec_proto_enumTypes[1]
+	return &file_rexec_v1_exec_proto_enumTypes[2]
 }
 
 func (x Signal) Number() protoreflect.EnumNumber {
@@ -152,7 +230,7 @@ func (x Signal) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Signal.Descriptor instead.
 func (Signal) EnumDescriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{1}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{2}
 }
 
 // RunRequest says what to run. Exactly one of shell and argv is set.
@@ -184,7 +262,14 @@ type RunRequest struct {
 	MaxOutputBytes uint64 `protobuf:"varint,7,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
 	// Resource limits for this command, each at most its key's (a request over
 	// a key's limit is InvalidArgument). Unset fields take the key's.
-	Limits        *Limits `protobuf:"bytes,8,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *Limits `protobuf:"bytes,8,opt,name=limits,proto3" json:"limits,omitempty"`
+	// How long the command lives relative to its call; unset means CALL (a
+	// disconnect kills it). The server says in Started which lifetime it gave:
+	// one that keeps no journal (`rexecd --journal-max 0`) gives CALL for
+	// RESUMABLE, and refuses DETACHED with FailedPrecondition.
+	// (Fields added for durable executions are numbered from 16, so that other
+	// additions made at the same time keep the low numbers.)
+	Lifetime      Lifetime `protobuf:"varint,16,opt,name=lifetime,proto3,enum=rexec.v1.Lifetime" json:"lifetime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -273,6 +358,13 @@ func (x *RunRequest) GetLimits() *Limits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *RunRequest) GetLifetime() Lifetime {
+	if x != nil {
+		return x.Lifetime
+	}
+	return Lifetime_LIFETIME_UNSPECIFIED
 }
 
 // Limits bound what one command may use. Zero means no limit of the request's
@@ -530,7 +622,17 @@ type Started struct {
 	// A server-chosen id, also in the server's audit log.
 	ExecutionId string `protobuf:"bytes,1,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
 	// The pid of the command on the server's host (it leads its own process group).
-	Pid           int32 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid int32 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	// The lifetime the server gave the command (see RunRequest.lifetime);
+	// unset from a server that predates it, which means CALL.
+	Lifetime Lifetime `protobuf:"varint,16,opt,name=lifetime,proto3,enum=rexec.v1.Lifetime" json:"lifetime,omitempty"`
+	// RESUMABLE only: how long the server keeps the command running without a
+	// client after its stream broke.
+	ReconnectGrace *durationpb.Duration `protobuf:"bytes,17,opt,name=reconnect_grace,json=reconnectGrace,proto3" json:"reconnect_grace,omitempty"`
+	// RESUMABLE only: how much output the server keeps unacknowledged before
+	// it holds the command back (its --journal-max). A client acknowledges
+	// well within it (rexec's: every quarter, at most every 4 MiB).
+	AckWindow     uint64 `protobuf:"varint,18,opt,name=ack_window,json=ackWindow,proto3" json:"ack_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +677,27 @@ func (x *Started) GetExecutionId() string {
 func (x *Started) GetPid() int32 {
 	if x != nil {
 		return x.Pid
+	}
+	return 0
+}
+
+func (x *Started) GetLifetime() Lifetime {
+	if x != nil {
+		return x.Lifetime
+	}
+	return Lifetime_LIFETIME_UNSPECIFIED
+}
+
+func (x *Started) GetReconnectGrace() *durationpb.Duration {
+	if x != nil {
+		return x.ReconnectGrace
+	}
+	return nil
+}
+
+func (x *Started) GetAckWindow() uint64 {
+	if x != nil {
+		return x.AckWindow
 	}
 	return 0
 }
@@ -900,6 +1023,8 @@ type SessionRequest struct {
 	//	*SessionRequest_CloseStdin
 	//	*SessionRequest_Signal
 	//	*SessionRequest_Resize
+	//	*SessionRequest_Ack
+	//	*SessionRequest_Cancel
 	Msg           isSessionRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -987,6 +1112,24 @@ func (x *SessionRequest) GetResize() *WindowSize {
 	return nil
 }
 
+func (x *SessionRequest) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetCancel() *Cancel {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Msg interface {
 	isSessionRequest_Msg()
 }
@@ -1016,6 +1159,20 @@ type SessionRequest_Resize struct {
 	Resize *WindowSize `protobuf:"bytes,5,opt,name=resize,proto3,oneof"`
 }
 
+type SessionRequest_Ack struct {
+	// RESUMABLE only: every output event up to this seq is written on the
+	// client's side; the server may drop it from its journal.
+	Ack *Ack `protobuf:"bytes,16,opt,name=ack,proto3,oneof"`
+}
+
+type SessionRequest_Cancel struct {
+	// Ends the command on purpose: TERM to its group, KILL after the
+	// server's kill grace, reason CANCELLED. A RESUMABLE session's client
+	// sends it before it cancels the call, since the server cannot tell a
+	// cancelled stream from a broken one.
+	Cancel *Cancel `protobuf:"bytes,17,opt,name=cancel,proto3,oneof"`
+}
+
 func (*SessionRequest_Start) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Stdin) isSessionRequest_Msg() {}
@@ -1025,6 +1182,92 @@ func (*SessionRequest_CloseStdin) isSessionRequest_Msg() {}
 func (*SessionRequest_Signal) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Resize) isSessionRequest_Msg() {}
+
+func (*SessionRequest_Ack) isSessionRequest_Msg() {}
+
+func (*SessionRequest_Cancel) isSessionRequest_Msg() {}
+
+// Ack acknowledges output: every event up to seq has been written.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Ack) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// Cancel ends the command as rexec does (TERM, then KILL), reason CANCELLED.
+type Cancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cancel) Reset() {
+	*x = Cancel{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cancel) ProtoMessage() {}
+
+func (x *Cancel) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
+func (*Cancel) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{10}
+}
 
 // SessionStart starts a Session's command.
 type SessionStart struct {
@@ -1040,7 +1283,7 @@ type SessionStart struct {
 
 func (x *SessionStart) Reset() {
 	*x = SessionStart{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	mi := &file_rexec_v1_exec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1295,7 @@ func (x *SessionStart) String() string {
 func (*SessionStart) ProtoMessage() {}
 
 func (x *SessionStart) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	mi := &file_rexec_v1_exec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1308,7 @@ func (x *SessionStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStart.ProtoReflect.Descriptor instead.
 func (*SessionStart) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{9}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionStart) GetCommand() *RunRequest {
@@ -1094,7 +1337,7 @@ type Tty struct {
 
 func (x *Tty) Reset() {
 	*x = Tty{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	mi := &file_rexec_v1_exec_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1349,7 @@ func (x *Tty) String() string {
 func (*Tty) ProtoMessage() {}
 
 func (x *Tty) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	mi := &file_rexec_v1_exec_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1362,7 @@ func (x *Tty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tty.ProtoReflect.Descriptor instead.
 func (*Tty) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{10}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Tty) GetSize() *WindowSize {
@@ -1147,7 +1390,7 @@ type WindowSize struct {
 
 func (x *WindowSize) Reset() {
 	*x = WindowSize{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[11]
+	mi := &file_rexec_v1_exec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1402,7 @@ func (x *WindowSize) String() string {
 func (*WindowSize) ProtoMessage() {}
 
 func (x *WindowSize) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[11]
+	mi := &file_rexec_v1_exec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1415,7 @@ func (x *WindowSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowSize.ProtoReflect.Descriptor instead.
 func (*WindowSize) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{11}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WindowSize) GetRows() uint32 {
@@ -1198,7 +1441,7 @@ type CloseStdin struct {
 
 func (x *CloseStdin) Reset() {
 	*x = CloseStdin{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[12]
+	mi := &file_rexec_v1_exec_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1453,7 @@ func (x *CloseStdin) String() string {
 func (*CloseStdin) ProtoMessage() {}
 
 func (x *CloseStdin) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[12]
+	mi := &file_rexec_v1_exec_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,20 +1466,23 @@ func (x *CloseStdin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdin.ProtoReflect.Descriptor instead.
 func (*CloseStdin) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{12}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{14}
 }
 
 // SessionResponse carries one event of a Session; the events are Run's.
 type SessionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// RESUMABLE only: the server's side of stdin, sent when it changes (alone
+	// or beside an event). A message may carry only this.
+	Stdin         *StdinState `protobuf:"bytes,16,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[13]
+	mi := &file_rexec_v1_exec_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1494,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[13]
+	mi := &file_rexec_v1_exec_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1507,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{13}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionResponse) GetEvent() *Event {
@@ -1271,11 +1517,87 @@ func (x *SessionResponse) GetEvent() *Event {
 	return nil
 }
 
+func (x *SessionResponse) GetStdin() *StdinState {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+// StdinState is how far the server has taken a resumable command's stdin.
+type StdinState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes of stdin (counted from the first, the start's own stdin included)
+	// the server has taken: written to the command or being written. After a
+	// resume the client sends again from here; until then it keeps the rest.
+	Taken uint64 `protobuf:"varint,1,opt,name=taken,proto3" json:"taken,omitempty"`
+	// The most stdin bytes a client may send beyond `taken`: the server
+	// buffers that much without blocking the stream (so that `ack` and
+	// `signal` behind the stdin still arrive while the command does not read).
+	Window uint64 `protobuf:"varint,2,opt,name=window,proto3" json:"window,omitempty"`
+	// The command's stdin has been closed (close_stdin, or the end of stdin
+	// the server took).
+	Closed        bool `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StdinState) Reset() {
+	*x = StdinState{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StdinState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StdinState) ProtoMessage() {}
+
+func (x *StdinState) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StdinState.ProtoReflect.Descriptor instead.
+func (*StdinState) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StdinState) GetTaken() uint64 {
+	if x != nil {
+		return x.Taken
+	}
+	return 0
+}
+
+func (x *StdinState) GetWindow() uint64 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *StdinState) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
+}
+
 var File_rexec_v1_exec_proto protoreflect.FileDescriptor
 
 const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\n" +
-	"\x13rexec/v1/exec.proto\x12\brexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf9\x01\n" +
+	"\x13rexec/v1/exec.proto\x12\brexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa9\x02\n" +
 	"\n" +
 	"RunRequest\x12\x14\n" +
 	"\x05shell\x18\x01 \x01(\tR\x05shell\x12\x12\n" +
@@ -1285,7 +1607,8 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05stdin\x18\x06 \x01(\fR\x05stdin\x12(\n" +
 	"\x10max_output_bytes\x18\a \x01(\x04R\x0emaxOutputBytes\x12(\n" +
-	"\x06limits\x18\b \x01(\v2\x10.rexec.v1.LimitsR\x06limits\"\x95\x01\n" +
+	"\x06limits\x18\b \x01(\v2\x10.rexec.v1.LimitsR\x06limits\x12.\n" +
+	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\"\x95\x01\n" +
 	"\x06Limits\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x12\n" +
 	"\x04pids\x18\x02 \x01(\x04R\x04pids\x12\x1b\n" +
@@ -1300,10 +1623,14 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x06stdout\x18\x02 \x01(\v2\x10.rexec.v1.OutputH\x00R\x06stdout\x12*\n" +
 	"\x06stderr\x18\x03 \x01(\v2\x10.rexec.v1.OutputH\x00R\x06stderr\x12*\n" +
 	"\x06exited\x18\x04 \x01(\v2\x10.rexec.v1.ExitedH\x00R\x06exitedB\x06\n" +
-	"\x04kind\">\n" +
+	"\x04kind\"\xd1\x01\n" +
 	"\aStarted\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x10\n" +
-	"\x03pid\x18\x02 \x01(\x05R\x03pid\".\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12.\n" +
+	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\x12B\n" +
+	"\x0freconnect_grace\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x0ereconnectGrace\x12\x1d\n" +
+	"\n" +
+	"ack_window\x18\x12 \x01(\x04R\tackWindow\".\n" +
 	"\x06Output\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\x8b\x04\n" +
@@ -1330,15 +1657,20 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"system_cpu\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\tsystemCpu\x12*\n" +
 	"\x11peak_memory_bytes\x18\x03 \x01(\x04R\x0fpeakMemoryBytes\x12%\n" +
 	"\x0epeak_processes\x18\x04 \x01(\x04R\rpeakProcesses\x12\x16\n" +
-	"\x06cgroup\x18\x05 \x01(\bR\x06cgroup\"\xf4\x01\n" +
+	"\x06cgroup\x18\x05 \x01(\bR\x06cgroup\"\xc3\x02\n" +
 	"\x0eSessionRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.rexec.v1.SessionStartH\x00R\x05start\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x127\n" +
 	"\vclose_stdin\x18\x03 \x01(\v2\x14.rexec.v1.CloseStdinH\x00R\n" +
 	"closeStdin\x12*\n" +
 	"\x06signal\x18\x04 \x01(\x0e2\x10.rexec.v1.SignalH\x00R\x06signal\x12.\n" +
-	"\x06resize\x18\x05 \x01(\v2\x14.rexec.v1.WindowSizeH\x00R\x06resizeB\x05\n" +
-	"\x03msg\"_\n" +
+	"\x06resize\x18\x05 \x01(\v2\x14.rexec.v1.WindowSizeH\x00R\x06resize\x12!\n" +
+	"\x03ack\x18\x10 \x01(\v2\r.rexec.v1.AckH\x00R\x03ack\x12*\n" +
+	"\x06cancel\x18\x11 \x01(\v2\x10.rexec.v1.CancelH\x00R\x06cancelB\x05\n" +
+	"\x03msg\"\x17\n" +
+	"\x03Ack\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\b\n" +
+	"\x06Cancel\"_\n" +
 	"\fSessionStart\x12.\n" +
 	"\acommand\x18\x01 \x01(\v2\x14.rexec.v1.RunRequestR\acommand\x12\x1f\n" +
 	"\x03tty\x18\x02 \x01(\v2\r.rexec.v1.TtyR\x03tty\"C\n" +
@@ -1350,15 +1682,27 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n" +
 	"\x04cols\x18\x02 \x01(\rR\x04cols\"\f\n" +
 	"\n" +
-	"CloseStdin\"8\n" +
+	"CloseStdin\"d\n" +
 	"\x0fSessionResponse\x12%\n" +
-	"\x05event\x18\x01 \x01(\v2\x0f.rexec.v1.EventR\x05event*\x9d\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x0f.rexec.v1.EventR\x05event\x12*\n" +
+	"\x05stdin\x18\x10 \x01(\v2\x14.rexec.v1.StdinStateR\x05stdin\"R\n" +
+	"\n" +
+	"StdinState\x12\x14\n" +
+	"\x05taken\x18\x01 \x01(\x04R\x05taken\x12\x16\n" +
+	"\x06window\x18\x02 \x01(\x04R\x06window\x12\x16\n" +
+	"\x06closed\x18\x03 \x01(\bR\x06closed*f\n" +
+	"\bLifetime\x12\x18\n" +
+	"\x14LIFETIME_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rLIFETIME_CALL\x10\x01\x12\x16\n" +
+	"\x12LIFETIME_RESUMABLE\x10\x02\x12\x15\n" +
+	"\x11LIFETIME_DETACHED\x10\x03*\xba\x01\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_EXITED\x10\x01\x12\x16\n" +
 	"\x12END_REASON_TIMEOUT\x10\x02\x12\x18\n" +
 	"\x14END_REASON_CANCELLED\x10\x03\x12\x17\n" +
-	"\x13END_REASON_SHUTDOWN\x10\x04\x12\x12\n" +
+	"\x13END_REASON_SHUTDOWN\x10\x04\x12\x1b\n" +
+	"\x17END_REASON_DISCONNECTED\x10\x10\x12\x12\n" +
 	"\x0eEND_REASON_OOM\x10\x05*\xa7\x01\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x0e\n" +
@@ -1390,57 +1734,67 @@ func file_rexec_v1_exec_proto_rawDescGZIP() []byte {
 	return file_rexec_v1_exec_proto_rawDescData
 }
 
-var file_rexec_v1_exec_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_rexec_v1_exec_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_rexec_v1_exec_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_rexec_v1_exec_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_rexec_v1_exec_proto_goTypes = []any{
-	(EndReason)(0),              // 0: rexec.v1.EndReason
-	(Signal)(0),                 // 1: rexec.v1.Signal
-	(*RunRequest)(nil),          // 2: rexec.v1.RunRequest
-	(*Limits)(nil),              // 3: rexec.v1.Limits
-	(*RunResponse)(nil),         // 4: rexec.v1.RunResponse
-	(*Event)(nil),               // 5: rexec.v1.Event
-	(*Started)(nil),             // 6: rexec.v1.Started
-	(*Output)(nil),              // 7: rexec.v1.Output
-	(*Exited)(nil),              // 8: rexec.v1.Exited
-	(*Usage)(nil),               // 9: rexec.v1.Usage
-	(*SessionRequest)(nil),      // 10: rexec.v1.SessionRequest
-	(*SessionStart)(nil),        // 11: rexec.v1.SessionStart
-	(*Tty)(nil),                 // 12: rexec.v1.Tty
-	(*WindowSize)(nil),          // 13: rexec.v1.WindowSize
-	(*CloseStdin)(nil),          // 14: rexec.v1.CloseStdin
-	(*SessionResponse)(nil),     // 15: rexec.v1.SessionResponse
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(Lifetime)(0),               // 0: rexec.v1.Lifetime
+	(EndReason)(0),              // 1: rexec.v1.EndReason
+	(Signal)(0),                 // 2: rexec.v1.Signal
+	(*RunRequest)(nil),          // 3: rexec.v1.RunRequest
+	(*Limits)(nil),              // 4: rexec.v1.Limits
+	(*RunResponse)(nil),         // 5: rexec.v1.RunResponse
+	(*Event)(nil),               // 6: rexec.v1.Event
+	(*Started)(nil),             // 7: rexec.v1.Started
+	(*Output)(nil),              // 8: rexec.v1.Output
+	(*Exited)(nil),              // 9: rexec.v1.Exited
+	(*Usage)(nil),               // 10: rexec.v1.Usage
+	(*SessionRequest)(nil),      // 11: rexec.v1.SessionRequest
+	(*Ack)(nil),                 // 12: rexec.v1.Ack
+	(*Cancel)(nil),              // 13: rexec.v1.Cancel
+	(*SessionStart)(nil),        // 14: rexec.v1.SessionStart
+	(*Tty)(nil),                 // 15: rexec.v1.Tty
+	(*WindowSize)(nil),          // 16: rexec.v1.WindowSize
+	(*CloseStdin)(nil),          // 17: rexec.v1.CloseStdin
+	(*SessionResponse)(nil),     // 18: rexec.v1.SessionResponse
+	(*StdinState)(nil),          // 19: rexec.v1.StdinState
+	(*durationpb.Duration)(nil), // 20: google.protobuf.Duration
 }
 var file_rexec_v1_exec_proto_depIdxs = []int32{
-	16, // 0: rexec.v1.RunRequest.timeout:type_name -> google.protobuf.Duration
-	3,  // 1: rexec.v1.RunRequest.limits:type_name -> rexec.v1.Limits
-	5,  // 2: rexec.v1.RunResponse.event:type_name -> rexec.v1.Event
-	6,  // 3: rexec.v1.Event.started:type_name -> rexec.v1.Started
-	7,  // 4: rexec.v1.Event.stdout:type_name -> rexec.v1.Output
-	7,  // 5: rexec.v1.Event.stderr:type_name -> rexec.v1.Output
-	8,  // 6: rexec.v1.Event.exited:type_name -> rexec.v1.Exited
-	0,  // 7: rexec.v1.Exited.reason:type_name -> rexec.v1.EndReason
-	16, // 8: rexec.v1.Exited.duration:type_name -> google.protobuf.Duration
-	9,  // 9: rexec.v1.Exited.usage:type_name -> rexec.v1.Usage
-	16, // 10: rexec.v1.Usage.user_cpu:type_name -> google.protobuf.Duration
-	16, // 11: rexec.v1.Usage.system_cpu:type_name -> google.protobuf.Duration
-	11, // 12: rexec.v1.SessionRequest.start:type_name -> rexec.v1.SessionStart
-	14, // 13: rexec.v1.SessionRequest.close_stdin:type_name -> rexec.v1.CloseStdin
-	1,  // 14: rexec.v1.SessionRequest.signal:type_name -> rexec.v1.Signal
-	13, // 15: rexec.v1.SessionRequest.resize:type_name -> rexec.v1.WindowSize
-	2,  // 16: rexec.v1.SessionStart.command:type_name -> rexec.v1.RunRequest
-	12, // 17: rexec.v1.SessionStart.tty:type_name -> rexec.v1.Tty
-	13, // 18: rexec.v1.Tty.size:type_name -> rexec.v1.WindowSize
-	5,  // 19: rexec.v1.SessionResponse.event:type_name -> rexec.v1.Event
-	2,  // 20: rexec.v1.ExecService.Run:input_type -> rexec.v1.RunRequest
-	10, // 21: rexec.v1.ExecService.Session:input_type -> rexec.v1.SessionRequest
-	4,  // 22: rexec.v1.ExecService.Run:output_type -> rexec.v1.RunResponse
-	15, // 23: rexec.v1.ExecService.Session:output_type -> rexec.v1.SessionResponse
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	20, // 0: rexec.v1.RunRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 1: rexec.v1.RunRequest.limits:type_name -> rexec.v1.Limits
+	0,  // 2: rexec.v1.RunRequest.lifetime:type_name -> rexec.v1.Lifetime
+	6,  // 3: rexec.v1.RunResponse.event:type_name -> rexec.v1.Event
+	7,  // 4: rexec.v1.Event.started:type_name -> rexec.v1.Started
+	8,  // 5: rexec.v1.Event.stdout:type_name -> rexec.v1.Output
+	8,  // 6: rexec.v1.Event.stderr:type_name -> rexec.v1.Output
+	9,  // 7: rexec.v1.Event.exited:type_name -> rexec.v1.Exited
+	0,  // 8: rexec.v1.Started.lifetime:type_name -> rexec.v1.Lifetime
+	20, // 9: rexec.v1.Started.reconnect_grace:type_name -> google.protobuf.Duration
+	1,  // 10: rexec.v1.Exited.reason:type_name -> rexec.v1.EndReason
+	20, // 11: rexec.v1.Exited.duration:type_name -> google.protobuf.Duration
+	10, // 12: rexec.v1.Exited.usage:type_name -> rexec.v1.Usage
+	20, // 13: rexec.v1.Usage.user_cpu:type_name -> google.protobuf.Duration
+	20, // 14: rexec.v1.Usage.system_cpu:type_name -> google.protobuf.Duration
+	14, // 15: rexec.v1.SessionRequest.start:type_name -> rexec.v1.SessionStart
+	17, // 16: rexec.v1.SessionRequest.close_stdin:type_name -> rexec.v1.CloseStdin
+	2,  // 17: rexec.v1.SessionRequest.signal:type_name -> rexec.v1.Signal
+	16, // 18: rexec.v1.SessionRequest.resize:type_name -> rexec.v1.WindowSize
+	12, // 19: rexec.v1.SessionRequest.ack:type_name -> rexec.v1.Ack
+	13, // 20: rexec.v1.SessionRequest.cancel:type_name -> rexec.v1.Cancel
+	3,  // 21: rexec.v1.SessionStart.command:type_name -> rexec.v1.RunRequest
+	15, // 22: rexec.v1.SessionStart.tty:type_name -> rexec.v1.Tty
+	16, // 23: rexec.v1.Tty.size:type_name -> rexec.v1.WindowSize
+	6,  // 24: rexec.v1.SessionResponse.event:type_name -> rexec.v1.Event
+	19, // 25: rexec.v1.SessionResponse.stdin:type_name -> rexec.v1.StdinState
+	3,  // 26: rexec.v1.ExecService.Run:input_type -> rexec.v1.RunRequest
+	11, // 27: rexec.v1.ExecService.Session:input_type -> rexec.v1.SessionRequest
+	5,  // 28: rexec.v1.ExecService.Run:output_type -> rexec.v1.RunResponse
+	18, // 29: rexec.v1.ExecService.Session:output_type -> rexec.v1.SessionResponse
+	28, // [28:30] is the sub-list for method output_type
+	26, // [26:28] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_rexec_v1_exec_proto_init() }
@@ -1460,14 +1814,16 @@ func file_rexec_v1_exec_proto_init() {
 		(*SessionRequest_CloseStdin)(nil),
 		(*SessionRequest_Signal)(nil),
 		(*SessionRequest_Resize)(nil),
+		(*SessionRequest_Ack)(nil),
+		(*SessionRequest_Cancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rexec_v1_exec_proto_rawDesc), len(file_rexec_v1_exec_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   14,
+			NumEnums:      3,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,12 +37,15 @@ type ExecServiceClient interface {
 	// Run starts one command and streams its events: Started first, then
 	// stdout/stderr chunks in the order they were read, then exactly one Exited,
 	// and the stream ends with OK. Cancelling the call kills the command's whole
-	// process group.
+	// process group. A RESUMABLE or DETACHED command (RunRequest.lifetime) is
+	// the exception: Run then returns once it has started (Started, then OK),
+	// and ExecutionService reads and ends it.
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunResponse], error)
 	// Session is Run with a live stdin, signals and an optional pseudo-terminal.
 	// The first request must be `start`; later ones carry stdin bytes, the stdin
 	// close (EOF for the command), signals and terminal resizes. The responses are
-	// the same events as Run's.
+	// the same events as Run's. A RESUMABLE session survives a broken stream
+	// for the server's reconnect grace: resume it with ExecutionService.Attach.
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 }
 
@@ -100,12 +103,15 @@ type ExecServiceServer interface {
 	// Run starts one command and streams its events: Started first, then
 	// stdout/stderr chunks in the order they were read, then exactly one Exited,
 	// and the stream ends with OK. Cancelling the call kills the command's whole
-	// process group.
+	// process group. A RESUMABLE or DETACHED command (RunRequest.lifetime) is
+	// the exception: Run then returns once it has started (Started, then OK),
+	// and ExecutionService reads and ends it.
 	Run(*RunRequest, grpc.ServerStreamingServer[RunResponse]) error
 	// Session is Run with a live stdin, signals and an optional pseudo-terminal.
 	// The first request must be `start`; later ones carry stdin bytes, the stdin
 	// close (EOF for the command), signals and terminal resizes. The responses are
-	// the same events as Run's.
+	// the same events as Run's. A RESUMABLE session survives a broken stream
+	// for the server's reconnect grace: resume it with ExecutionService.Attach.
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	mustEmbedUnimplementedExecServiceServer()
 }

@@ -45,7 +45,9 @@ class ExecServiceServicer(object):
         """Run starts one command and streams its events: Started first, then
         stdout/stderr chunks in the order they were read, then exactly one Exited,
         and the stream ends with OK. Cancelling the call kills the command's whole
-        process group.
+        process group. A RESUMABLE or DETACHED command (RunRequest.lifetime) is
+        the exception: Run then returns once it has started (Started, then OK),
+        and ExecutionService reads and ends it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -55,7 +57,8 @@ class ExecServiceServicer(object):
         """Session is Run with a live stdin, signals and an optional pseudo-terminal.
         The first request must be `start`; later ones carry stdin bytes, the stdin
         close (EOF for the command), signals and terminal resizes. The responses are
-        the same events as Run's.
+        the same events as Run's. A RESUMABLE session survives a broken stream
+        for the server's reconnect grace: resume it with ExecutionService.Attach.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rexec/v1/exec.proto.
  */
 export const file_rexec_v1_exec: GenFile = /*@__PURE__*/
-  fileDesc("ChNyZXhlYy92MS9leGVjLnByb3RvEghyZXhlYy52MSK6AQoKUnVuUmVxdWVzdBINCgVzaGVsbBgBIAEoCRIMCgRhcmd2GAIgAygJEgsKA2VudhgDIAMoCRILCgNkaXIYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVzdGRpbhgGIAEoDBIYChBtYXhfb3V0cHV0X2J5dGVzGAcgASgEEiAKBmxpbWl0cxgIIAEoCzIQLnJleGVjLnYxLkxpbWl0cyJkCgZMaW1pdHMSFAoMbWVtb3J5X2J5dGVzGAEgASgEEgwKBHBpZHMYAiABKAQSEQoJbWlsbGlfY3B1GAMgASgEEg4KBm5vZmlsZRgEIAEoBBITCgtmc2l6ZV9ieXRlcxgFIAEoBCItCgtSdW5SZXNwb25zZRIeCgVldmVudBgBIAEoCzIPLnJleGVjLnYxLkV2ZW50IqEBCgVFdmVudBIkCgdzdGFydGVkGAEgASgLMhEucmV4ZWMudjEuU3RhcnRlZEgAEiIKBnN0ZG91dBgCIAEoCzIQLnJleGVjLnYxLk91dHB1dEgAEiIKBnN0ZGVychgDIAEoCzIQLnJleGVjLnYxLk91dHB1dEgAEiIKBmV4aXRlZBgEIAEoCzIQLnJleGVjLnYxLkV4aXRlZEgAQgYKBGtpbmQiLAoHU3RhcnRlZBIUCgxleGVjdXRpb25faWQYASABKAkSCwoDcGlkGAIgASgFIiMKBk91dHB1dBILCgNzZXEYASABKAQSDAoEZGF0YRgCIAEoDCLnAgoGRXhpdGVkEhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkSFQoNc2lnbmFsX251bWJlchgDIAEoBRIRCgl0aW1lZF9vdXQYBCABKAgSIwoGcmVhc29uGAUgASgOMhMucmV4ZWMudjEuRW5kUmVhc29uEisKCGR1cmF0aW9uGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEW91dHB1dF9pbmNvbXBsZXRlGAcgASgIEhUKDWRyb3BwZWRfYnl0ZXMYCCABKAQSFAoMc3Rkb3V0X2J5dGVzGAkgASgEEhQKDHN0ZGVycl9ieXRlcxgKIAEoBBITCgtzZW50X3NpZ25hbBgLIAEoCRIaChJzZW50X3NpZ25hbF9udW1iZXIYDCABKAUSHgoFdXNhZ2UYDSABKAsyDy5yZXhlYy52MS5Vc2FnZRIPCgdtZXNzYWdlGA4gASgJIqYBCgVVc2FnZRIrCgh1c2VyX2NwdRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpzeXN0ZW1fY3B1GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXBlYWtfbWVtb3J5X2J5dGVzGAMgASgEEhYKDnBlYWtfcHJvY2Vzc2VzGAQgASgEEg4KBmNncm91cBgFIAEoCCLKAQoOU2Vzc2lvblJlcXVlc3QSJwoFc3RhcnQYASABKAsyFi5yZXhlYy52MS5TZXNzaW9uU3RhcnRIABIPCgVzdGRpbhgCIAEoDEgAEisKC2Nsb3NlX3N0ZGluGAMgASgLMhQucmV4ZWMudjEuQ2xvc2VTdGRpbkgAEiIKBnNpZ25hbBgEIAEoDjIQLnJleGVjLnYxLlNpZ25hbEgAEiYKBnJlc2l6ZRgFIAEoCzIULnJleGVjLnYxLldpbmRvd1NpemVIAEIFCgNtc2ciUQoMU2Vzc2lvblN0YXJ0EiUKB2NvbW1hbmQYASABKAsyFC5yZXhlYy52MS5SdW5SZXF1ZXN0EhoKA3R0eRgCIAEoCzINLnJleGVjLnYxLlR0eSI3CgNUdHkSIgoEc2l6ZRgBIAEoCzIULnJleGVjLnYxLldpbmRvd1NpemUSDAoEdGVybRgCIAEoCSIoCgpXaW5kb3dTaXplEgwKBHJvd3MYASABKA0SDAoEY29scxgCIAEoDSIMCgpDbG9zZVN0ZGluIjEKD1Nlc3Npb25SZXNwb25zZRIeCgVldmVudBgBIAEoCzIPLnJleGVjLnYxLkV2ZW50Kp0BCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUVORF9SRUFTT05fRVhJVEVEEAESFgoSRU5EX1JFQVNPTl9USU1FT1VUEAISGAoURU5EX1JFQVNPTl9DQU5DRUxMRUQQAxIXChNFTkRfUkVBU09OX1NIVVRET1dOEAQSEgoORU5EX1JFQVNPTl9PT00QBSqnAQoGU2lnbmFsEhYKElNJR05BTF9VTlNQRUNJRklFRBAAEg4KClNJR05BTF9IVVAQARIOCgpTSUdOQUxfSU5UEAISDwoLU0lHTkFMX1FVSVQQAxIPCgtTSUdOQUxfS0lMTBAJEg8KC1NJR05BTF9VU1IxEAoSDwoLU0lHTkFMX1VTUjIQDBIPCgtTSUdOQUxfVEVSTRAPEhAKDFNJR05BTF9XSU5DSBAcMocBCgtFeGVjU2VydmljZRI0CgNSdW4SFC5yZXhlYy52MS5SdW5SZXF1ZXN0GhUucmV4ZWMudjEuUnVuUmVzcG9uc2UwARJCCgdTZXNzaW9uEhgucmV4ZWMudjEuU2Vzc2lvblJlcXVlc3QaGS5yZXhlYy52MS5TZXNzaW9uUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("ChNyZXhlYy92MS9leGVjLnByb3RvEghyZXhlYy52MSLgAQoKUnVuUmVxdWVzdBINCgVzaGVsbBgBIAEoCRIMCgRhcmd2GAIgAygJEgsKA2VudhgDIAMoCRILCgNkaXIYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVzdGRpbhgGIAEoDBIYChBtYXhfb3V0cHV0X2J5dGVzGAcgASgEEiAKBmxpbWl0cxgIIAEoCzIQLnJleGVjLnYxLkxpbWl0cxIkCghsaWZldGltZRgQIAEoDjISLnJleGVjLnYxLkxpZmV0aW1lImQKBkxpbWl0cxIUCgxtZW1vcnlfYnl0ZXMYASABKAQSDAoEcGlkcxgCIAEoBBIRCgltaWxsaV9jcHUYAyABKAQSDgoGbm9maWxlGAQgASgEEhMKC2ZzaXplX2J5dGVzGAUgASgEIi0KC1J1blJlc3BvbnNlEh4KBWV2ZW50GAEgASgLMg8ucmV4ZWMudjEuRXZlbnQioQEKBUV2ZW50EiQKB3N0YXJ0ZWQYASABKAsyES5yZXhlYy52MS5TdGFydGVkSAASIgoGc3Rkb3V0GAIgASgLMhAucmV4ZWMudjEuT3V0cHV0SAASIgoGc3RkZXJyGAMgASgLMhAucmV4ZWMudjEuT3V0cHV0SAASIgoGZXhpdGVkGAQgASgLMhAucmV4ZWMudjEuRXhpdGVkSABCBgoEa2luZCKaAQoHU3RhcnRlZBIUCgxleGVjdXRpb25faWQYASABKAkSCwoDcGlkGAIgASgFEiQKCGxpZmV0aW1lGBAgASgOMhIucmV4ZWMudjEuTGlmZXRpbWUSMgoPcmVjb25uZWN0X2dyYWNlGBEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmFja193aW5kb3cYEiABKAQiIwoGT3V0cHV0EgsKA3NlcRgBIAEoBBIMCgRkYXRhGAIgASgMIucCCgZFeGl0ZWQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIVCg1zaWduYWxfbnVtYmVyGAMgASgFEhEKCXRpbWVkX291dBgEIAEoCBIjCgZyZWFzb24YBSABKA4yEy5yZXhlYy52MS5FbmRSZWFzb24SKwoIZHVyYXRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRb3V0cHV0X2luY29tcGxldGUYByABKAgSFQoNZHJvcHBlZF9ieXRlcxgIIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCSABKAQSFAoMc3RkZXJyX2J5dGVzGAogASgEEhMKC3NlbnRfc2lnbmFsGAsgASgJEhoKEnNlbnRfc2lnbmFsX251bWJlchgMIAEoBRIeCgV1c2FnZRgNIAEoCzIPLnJleGVjLnYxLlVzYWdlEg8KB21lc3NhZ2UYDiABKAkipgEKBVVzYWdlEisKCHVzZXJfY3B1GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCnN5c3RlbV9jcHUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRcGVha19tZW1vcnlfYnl0ZXMYAyABKAQSFgoOcGVha19wcm9jZXNzZXMYBCABKAQSDgoGY2dyb3VwGAUgASgIIowCCg5TZXNzaW9uUmVxdWVzdBInCgVzdGFydBgBIAEoCzIWLnJleGVjLnYxLlNlc3Npb25TdGFydEgAEg8KBXN0ZGluGAIgASgMSAASKwoLY2xvc2Vfc3RkaW4YAyABKAsyFC5yZXhlYy52MS5DbG9zZVN0ZGluSAASIgoGc2lnbmFsGAQgASgOMhAucmV4ZWMudjEuU2lnbmFsSAASJgoGcmVzaXplGAUgASgLMhQucmV4ZWMudjEuV2luZG93U2l6ZUgAEhwKA2FjaxgQIAEoCzINLnJleGVjLnYxLkFja0gAEiIKBmNhbmNlbBgRIAEoCzIQLnJleGVjLnYxLkNhbmNlbEgAQgUKA21zZyISCgNBY2sSCwoDc2VxGAEgASgEIggKBkNhbmNlbCJRCgxTZXNzaW9uU3RhcnQSJQoHY29tbWFuZBgBIAEoCzIULnJleGVjLnYxLlJ1blJlcXVlc3QSGgoDdHR5GAIgASgLMg0ucmV4ZWMudjEuVHR5IjcKA1R0eRIiCgRzaXplGAEgASgLMhQucmV4ZWMudjEuV2luZG93U2l6ZRIMCgR0ZXJtGAIgASgJIigKCldpbmRvd1NpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNIgwKCkNsb3NlU3RkaW4iVgoPU2Vzc2lvblJlc3BvbnNlEh4KBWV2ZW50GAEgASgLMg8ucmV4ZWMudjEuRXZlbnQSIwoFc3RkaW4YECABKAsyFC5yZXhlYy52MS5TdGRpblN0YXRlIjsKClN0ZGluU3RhdGUSDQoFdGFrZW4YASABKAQSDgoGd2luZG93GAIgASgEEg4KBmNsb3NlZBgDIAEoCCpmCghMaWZldGltZRIYChRMSUZFVElNRV9VTlNQRUNJRklFRBAAEhEKDUxJRkVUSU1FX0NBTEwQARIWChJMSUZFVElNRV9SRVNVTUFCTEUQAhIVChFMSUZFVElNRV9ERVRBQ0hFRBADKroBCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUVORF9SRUFTT05fRVhJVEVEEAESFgoSRU5EX1JFQVNPTl9USU1FT1VUEAISGAoURU5EX1JFQVNPTl9DQU5DRUxMRUQQAxIXChNFTkRfUkVBU09OX1NIVVRET1dOEAQSGwoXRU5EX1JFQVNPTl9ESVNDT05ORUNURUQQEBISCg5FTkRfUkVBU09OX09PTRAFKqcBCgZTaWduYWwSFgoSU0lHTkFMX1VOU1BFQ0lGSUVEEAASDgoKU0lHTkFMX0hVUBABEg4KClNJR05BTF9JTlQQAhIPCgtTSUdOQUxfUVVJVBADEg8KC1NJR05BTF9LSUxMEAkSDwoLU0lHTkFMX1VTUjEQChIPCgtTSUdOQUxfVVNSMhAMEg8KC1NJR05BTF9URVJNEA8SEAoMU0lHTkFMX1dJTkNIEBwyhwEKC0V4ZWNTZXJ2aWNlEjQKA1J1bhIULnJleGVjLnYxLlJ1blJlcXVlc3QaFS5yZXhlYy52MS5SdW5SZXNwb25zZTABEkIKB1Nlc3Npb24SGC5yZXhlYy52MS5TZXNzaW9uUmVxdWVzdBoZLnJleGVjLnYxLlNlc3Npb25SZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * RunRequest says what to run. Exactly one of shell and argv is set.
@@ -86,6 +86,18 @@ export type RunRequest = Message<"rexec.v1.RunRequest"> & {
    * @generated from field: rexec.v1.Limits limits = 8;
    */
   limits?: Limits | undefined;
+
+  /**
+   * How long the command lives relative to its call; unset means CALL (a
+   * disconnect kills it). The server says in Started which lifetime it gave:
+   * one that keeps no journal (`rexecd --journal-max 0`) gives CALL for
+   * RESUMABLE, and refuses DETACHED with FailedPrecondition.
+   * (Fields added for durable executions are numbered from 16, so that other
+   * additions made at the same time keep the low numbers.)
+   *
+   * @generated from field: rexec.v1.Lifetime lifetime = 16;
+   */
+  lifetime: Lifetime;
 };
 
 /**
@@ -232,6 +244,31 @@ export type Started = Message<"rexec.v1.Started"> & {
    * @generated from field: int32 pid = 2;
    */
   pid: number;
+
+  /**
+   * The lifetime the server gave the command (see RunRequest.lifetime);
+   * unset from a server that predates it, which means CALL.
+   *
+   * @generated from field: rexec.v1.Lifetime lifetime = 16;
+   */
+  lifetime: Lifetime;
+
+  /**
+   * RESUMABLE only: how long the server keeps the command running without a
+   * client after its stream broke.
+   *
+   * @generated from field: google.protobuf.Duration reconnect_grace = 17;
+   */
+  reconnectGrace?: Duration | undefined;
+
+  /**
+   * RESUMABLE only: how much output the server keeps unacknowledged before
+   * it holds the command back (its --journal-max). A client acknowledges
+   * well within it (rexec's: every quarter, at most every 4 MiB).
+   *
+   * @generated from field: uint64 ack_window = 18;
+   */
+  ackWindow: bigint;
 };
 
 /**
@@ -486,6 +523,26 @@ export type SessionRequest = Message<"rexec.v1.SessionRequest"> & {
      */
     value: WindowSize;
     case: "resize";
+  } | {
+    /**
+     * RESUMABLE only: every output event up to this seq is written on the
+     * client's side; the server may drop it from its journal.
+     *
+     * @generated from field: rexec.v1.Ack ack = 16;
+     */
+    value: Ack;
+    case: "ack";
+  } | {
+    /**
+     * Ends the command on purpose: TERM to its group, KILL after the
+     * server's kill grace, reason CANCELLED. A RESUMABLE session's client
+     * sends it before it cancels the call, since the server cannot tell a
+     * cancelled stream from a broken one.
+     *
+     * @generated from field: rexec.v1.Cancel cancel = 17;
+     */
+    value: Cancel;
+    case: "cancel";
   } | { case: undefined; value?: undefined };
 };
 
@@ -495,6 +552,40 @@ export type SessionRequest = Message<"rexec.v1.SessionRequest"> & {
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
   messageDesc(file_rexec_v1_exec, 8);
+
+/**
+ * Ack acknowledges output: every event up to seq has been written.
+ *
+ * @generated from message rexec.v1.Ack
+ */
+export type Ack = Message<"rexec.v1.Ack"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message rexec.v1.Ack.
+ * Use `create(AckSchema)` to create a new message.
+ */
+export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
+  messageDesc(file_rexec_v1_exec, 9);
+
+/**
+ * Cancel ends the command as rexec does (TERM, then KILL), reason CANCELLED.
+ *
+ * @generated from message rexec.v1.Cancel
+ */
+export type Cancel = Message<"rexec.v1.Cancel"> & {
+};
+
+/**
+ * Describes the message rexec.v1.Cancel.
+ * Use `create(CancelSchema)` to create a new message.
+ */
+export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
+  messageDesc(file_rexec_v1_exec, 10);
 
 /**
  * SessionStart starts a Session's command.
@@ -523,7 +614,7 @@ export type SessionStart = Message<"rexec.v1.SessionStart"> & {
  * Use `create(SessionStartSchema)` to create a new message.
  */
 export const SessionStartSchema: GenMessage<SessionStart> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 9);
+  messageDesc(file_rexec_v1_exec, 11);
 
 /**
  * Tty asks for a pseudo-terminal.
@@ -549,7 +640,7 @@ export type Tty = Message<"rexec.v1.Tty"> & {
  * Use `create(TtySchema)` to create a new message.
  */
 export const TtySchema: GenMessage<Tty> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 10);
+  messageDesc(file_rexec_v1_exec, 12);
 
 /**
  * WindowSize is a terminal's size in characters.
@@ -573,7 +664,7 @@ export type WindowSize = Message<"rexec.v1.WindowSize"> & {
  * Use `create(WindowSizeSchema)` to create a new message.
  */
 export const WindowSizeSchema: GenMessage<WindowSize> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 11);
+  messageDesc(file_rexec_v1_exec, 13);
 
 /**
  * CloseStdin asks for EOF on the command's stdin.
@@ -588,7 +679,7 @@ export type CloseStdin = Message<"rexec.v1.CloseStdin"> & {
  * Use `create(CloseStdinSchema)` to create a new message.
  */
 export const CloseStdinSchema: GenMessage<CloseStdin> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 12);
+  messageDesc(file_rexec_v1_exec, 14);
 
 /**
  * SessionResponse carries one event of a Session; the events are Run's.
@@ -600,6 +691,14 @@ export type SessionResponse = Message<"rexec.v1.SessionResponse"> & {
    * @generated from field: rexec.v1.Event event = 1;
    */
   event?: Event | undefined;
+
+  /**
+   * RESUMABLE only: the server's side of stdin, sent when it changes (alone
+   * or beside an event). A message may carry only this.
+   *
+   * @generated from field: rexec.v1.StdinState stdin = 16;
+   */
+  stdin?: StdinState | undefined;
 };
 
 /**
@@ -607,7 +706,102 @@ export type SessionResponse = Message<"rexec.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 13);
+  messageDesc(file_rexec_v1_exec, 15);
+
+/**
+ * StdinState is how far the server has taken a resumable command's stdin.
+ *
+ * @generated from message rexec.v1.StdinState
+ */
+export type StdinState = Message<"rexec.v1.StdinState"> & {
+  /**
+   * Bytes of stdin (counted from the first, the start's own stdin included)
+   * the server has taken: written to the command or being written. After a
+   * resume the client sends again from here; until then it keeps the rest.
+   *
+   * @generated from field: uint64 taken = 1;
+   */
+  taken: bigint;
+
+  /**
+   * The most stdin bytes a client may send beyond `taken`: the server
+   * buffers that much without blocking the stream (so that `ack` and
+   * `signal` behind the stdin still arrive while the command does not read).
+   *
+   * @generated from field: uint64 window = 2;
+   */
+  window: bigint;
+
+  /**
+   * The command's stdin has been closed (close_stdin, or the end of stdin
+   * the server took).
+   *
+   * @generated from field: bool closed = 3;
+   */
+  closed: boolean;
+};
+
+/**
+ * Describes the message rexec.v1.StdinState.
+ * Use `create(StdinStateSchema)` to create a new message.
+ */
+export const StdinStateSchema: GenMessage<StdinState> = /*@__PURE__*/
+  messageDesc(file_rexec_v1_exec, 16);
+
+/**
+ * Lifetime says whether a command outlives its call.
+ *
+ * @generated from enum rexec.v1.Lifetime
+ */
+export enum Lifetime {
+  /**
+   * The same as CALL.
+   *
+   * @generated from enum value: LIFETIME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The command ends with its call: a broken or cancelled stream kills its
+   * process group. What every client gets unless it asks for more.
+   *
+   * @generated from enum value: LIFETIME_CALL = 1;
+   */
+  CALL = 1,
+
+  /**
+   * A stream that breaks (rather than being cancelled with a `cancel`
+   * message or ExecutionService.Kill) starts the server's reconnect grace:
+   * the command runs on, its output goes to the journal (past the server's
+   * --journal-max of unacknowledged output its pipe blocks) and its stdin
+   * writes wait, until a client resumes it with ExecutionService.Attach or the
+   * grace passes (then it is killed, reason DISCONNECTED). In a Session the
+   * stream itself is the first attachment and acknowledges output with `ack`;
+   * a Run returns once the command has started (Started, then OK), so that
+   * every stream that reads a resumable command acknowledges what it wrote:
+   * read it with Attach.
+   *
+   * @generated from enum value: LIFETIME_RESUMABLE = 2;
+   */
+  RESUMABLE = 2,
+
+  /**
+   * The command outlives its call for good (Run only): its stdin is
+   * /dev/null, Run returns once it has started, and its output goes to the
+   * journal, never blocked by a missing reader — past --journal-max the oldest
+   * output is evicted and counted. It still obeys its timeout, the server's
+   * --max-concurrent and shutdown.
+   *
+   * @generated from enum value: LIFETIME_DETACHED = 3;
+   */
+  DETACHED = 3,
+}
+
+/**
+ * Describes the enum rexec.v1.Lifetime.
+ */
+export const LifetimeSchema: GenEnum<Lifetime> = /*@__PURE__*/
+  enumDesc(file_rexec_v1_exec, 0);
 
 /**
  * EndReason says why a command ended.
@@ -642,11 +836,21 @@ export enum EndReason {
   CANCELLED = 3,
 
   /**
-   * The server shut down and its grace for running commands passed.
+   * The server shut down and its grace for running commands passed; or the
+   * server stopped without a grace (it was killed) while the command ran, as
+   * its journal says after the restart.
    *
    * @generated from enum value: END_REASON_SHUTDOWN = 4;
    */
   SHUTDOWN = 4,
+
+  /**
+   * A RESUMABLE command's stream broke and no client attached again within
+   * the server's reconnect grace.
+   *
+   * @generated from enum value: END_REASON_DISCONNECTED = 16;
+   */
+  DISCONNECTED = 16,
 
   /**
    * The kernel's OOM killer ended the command at its memory limit
@@ -661,7 +865,7 @@ export enum EndReason {
  * Describes the enum rexec.v1.EndReason.
  */
 export const EndReasonSchema: GenEnum<EndReason> = /*@__PURE__*/
-  enumDesc(file_rexec_v1_exec, 0);
+  enumDesc(file_rexec_v1_exec, 1);
 
 /**
  * Signal names the signals a client may send. The numbers are Linux's.
@@ -719,7 +923,7 @@ export enum Signal {
  * Describes the enum rexec.v1.Signal.
  */
 export const SignalSchema: GenEnum<Signal> = /*@__PURE__*/
-  enumDesc(file_rexec_v1_exec, 1);
+  enumDesc(file_rexec_v1_exec, 2);
 
 /**
  * ExecService runs commands on the server's host and streams their output back.
@@ -736,7 +940,9 @@ export const ExecService: GenService<{
    * Run starts one command and streams its events: Started first, then
    * stdout/stderr chunks in the order they were read, then exactly one Exited,
    * and the stream ends with OK. Cancelling the call kills the command's whole
-   * process group.
+   * process group. A RESUMABLE or DETACHED command (RunRequest.lifetime) is
+   * the exception: Run then returns once it has started (Started, then OK),
+   * and ExecutionService reads and ends it.
    *
    * @generated from rpc rexec.v1.ExecService.Run
    */
@@ -749,7 +955,8 @@ export const ExecService: GenService<{
    * Session is Run with a live stdin, signals and an optional pseudo-terminal.
    * The first request must be `start`; later ones carry stdin bytes, the stdin
    * close (EOF for the command), signals and terminal resizes. The responses are
-   * the same events as Run's.
+   * the same events as Run's. A RESUMABLE session survives a broken stream
+   * for the server's reconnect grace: resume it with ExecutionService.Attach.
    *
    * @generated from rpc rexec.v1.ExecService.Session
    */
