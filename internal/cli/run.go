@@ -81,6 +81,9 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
 			if o.detach && (o.so.tty || o.stdin || o.raw) {
 				return cliflag.Usagef(cmd, "-d runs the command detached, with stdin /dev/null and over gRPC: drop -t, -i and --raw (rexec attach ID takes it up later)")
 			}
+			if o.detach && o.usage {
+				return cliflag.Usagef(cmd, "-d returns once the command has started, before it has used anything: drop --usage, and ask rexec wait --usage ID")
+			}
 			return exitWith(c.run(&o, args))
 		},
 	}
