@@ -264,12 +264,19 @@ func TestRexecEndedExitStatus(t *testing.T) {
 // log, and a function that waits for it to exit (bounded).
 func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *interceptors.Key, *testenv.SyncBuffer, *exec.Cmd, <-chan error) {
 	t.Helper()
-	bin := binaries(t)
-	dir := t.TempDir()
 	key, err := interceptors.GenerateKey("test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRexecdKey(t, extra, key, flags...)
+}
+
+// startRexecdKey is startRexecd with key (its options too) as the key file's
+// one key.
+func startRexecdKey(t *testing.T, extra []*os.File, key *interceptors.Key, flags ...string) (string, *interceptors.Key, *testenv.SyncBuffer, *exec.Cmd, <-chan error) {
+	t.Helper()
+	bin := binaries(t)
+	dir := t.TempDir()
 	keyFile, addrFile := filepath.Join(dir, "keys"), filepath.Join(dir, "addr")
 	writeKeys(t, keyFile, 0o600, key.Line())
 	log := &testenv.SyncBuffer{}

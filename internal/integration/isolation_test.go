@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/bench"
@@ -304,4 +306,60 @@ func waitGone(pid int, within time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// TestDetachedOOM: a detached command (rexec run -d: LIFETIME_DETACHED, its
+// events through the journal) of a key with memory= that touches more than
+// that ends with reason OOM, as a command of a call does: the Exited that
+// ExecutionService keeps has the reason, KILL, the message naming the
+// limit and the cgroup's usage (its peak at the limit); rexec wait exits 137
+// saying so and prints the usage, rexec ps -a shows "oom (KILL)".
+func TestDetachedOOM(t *testing.T) {
+	testenv.NeedCgroups(t)
+	if _, err := exec.LookPath("perl"); err != nil {
+		t.Skip("needs perl (Debian's perl-base) for a workload that touches its memory")
+	}
+	const limit = 32 << 20
+	key := newKey(t, "hog", "memory=32M")
+	addr, _, _, _, _ := startRexecdKey(t, nil, key, "--cgroups", "require", "--cgroup-parent", testenv.CgroupParent)
+	keyFile := filepath.Join(t.TempDir(), "keys")
+	writeKeys(t, keyFile, 0o600, key.Line())
+	e := &cliEnv{t: t, addr: addr, keyFile: keyFile}
+
+	out, stderr, code := e.rexec("run", "-d", "--", "perl", "-e", hog100M)
+	id := strings.TrimSpace(out)
+	if code != 0 || !execID.MatchString(id) {
+		t.Fatalf("run -d: exit %d, stdout %q, stderr %q: want an execution id", code, out, stderr)
+	}
+	_, stderr, code = e.rexec("wait", "--usage", id)
+	if code != 137 || !strings.Contains(stderr, "memory limit of 32.0 MiB (memory=32M)") || !strings.Contains(stderr, "rexec: usage: ") ||
+		!strings.Contains(stderr, "(cgroup)") {
+		t.Errorf("wait --usage: exit %d, stderr %q: want 137, the limit, the cgroup's usage", code, stderr)
+	}
+	if out, _, _ := e.rexec("ps", "-a"); !regexp.MustCompile(id + `\s+oom \(KILL\)`).MatchString(out) {
+		t.Errorf("ps -a:\n%s", out)
+	}
+
+	c, err := client.New(addr, client.WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ex, err := c.GetExecution(context.Background(), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ex.GetExited()
+	if ex.GetLifetime() != rexecv1.Lifetime_LIFETIME_DETACHED || x.GetReason() != rexecv1.EndReason_END_REASON_OOM || x.GetSentSignalNumber() != 9 ||
+		!strings.Contains(x.GetMessage(), "memory=32M") {
+		t.Errorf("exited %v (lifetime %v): want DETACHED, OOM, KILL, the limit named", x, ex.GetLifetime())
+	}
+	// The hog reached the limit: the cgroup's peak is at it (never above;
+	// at least 80% of it), and it spent some CPU touching the pages.
+	u := x.GetUsage()
+	if !u.GetCgroup() || u.GetPeakMemoryBytes() < limit*8/10 || u.GetPeakMemoryBytes() > limit+(1<<20) ||
+		u.GetUserCpu().AsDuration()+u.GetSystemCpu().AsDuration() <= 0 {
+		t.Errorf("usage %v: want the cgroup's, a peak at the 32 MiB limit, some CPU", u)
+	}
+	t.Logf("usage of the detached hog: %v", u)
 }
