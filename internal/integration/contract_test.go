@@ -288,11 +288,18 @@ func TestRexecEndedExitStatus(t *testing.T) {
 // key and the process.
 func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *interceptors.Key, *rexecdProc) {
 	t.Helper()
-	dir := t.TempDir()
 	key, err := interceptors.GenerateKey("test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRexecdKey(t, extra, key, flags...)
+}
+
+// startRexecdKey is startRexecd with key (its options too) as the key file's
+// one key.
+func startRexecdKey(t *testing.T, extra []*os.File, key *interceptors.Key, flags ...string) (string, *interceptors.Key, *rexecdProc) {
+	t.Helper()
+	dir := t.TempDir()
 	keyFile, addrFile := filepath.Join(dir, "keys"), filepath.Join(dir, "addr")
 	writeKeys(t, keyFile, 0o600, key.Line())
 	args := []string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile}

@@ -73,6 +73,8 @@ func errorFrame(err error) *rawsock.Error {
 		return &rawsock.Error{Code: rawsock.CodeUnauthenticated, Message: revoked.Error()}
 	case errors.As(err, &idle):
 		return &rawsock.Error{Code: rawsock.CodeUnavailable, Message: idle.Error()}
+	case errors.Is(err, runner.ErrTooManyForOwner):
+		return &rawsock.Error{Code: rawsock.CodeResourceExhausted, Message: err.Error() + " (the key's max= in the server's key file): retry later"}
 	case errors.Is(err, runner.ErrTooManyCommands):
 		return &rawsock.Error{Code: rawsock.CodeResourceExhausted, Message: err.Error() + " (the server's --max-concurrent): retry later"}
 	case errors.Is(err, runner.ErrShutdown):

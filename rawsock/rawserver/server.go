@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/keyspec"
 	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
@@ -454,7 +455,10 @@ func (c *conn) start(ctx context.Context, payload []byte) error {
 	if !key.Allows(interceptors.ScopeExec) {
 		return errNoScope{key.ID, interceptors.ScopeExec}
 	}
-	spec, _, err := decodeCommand(payload)
+	spec, limits, err := decodeCommand(payload)
+	if err == nil {
+		err = keyspec.Apply(&spec, key, limits)
+	}
 	if err != nil {
 		return err
 	}
