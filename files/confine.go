@@ -20,19 +20,7 @@ import (
 // names and escapes are errors. hostFS is the other, for a key without a
 // root. For a key with user= either is wrapped so that every call runs
 // with that user's rights (asuser.WrapFS), never rexecd's.
-type FS interface {
-	OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error)
-	Lstat(name string) (fs.FileInfo, error)
-	Stat(name string) (fs.FileInfo, error)
-	Mkdir(name string, perm fs.FileMode) error
-	MkdirAll(name string, perm fs.FileMode) error
-	Remove(name string) error
-	RemoveAll(name string) error
-	Rename(oldname, newname string) error
-	Symlink(oldname, newname string) error
-	Readlink(name string) (string, error)
-	Close() error
-}
+type FS = asuser.FS
 
 var _ FS = (*os.Root)(nil)
 

@@ -1,15 +1,12 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"time"
 
 	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
@@ -104,47 +101,9 @@ func isolationRows(ctx context.Context, e *Env) ([]Row, error) {
 // cgroupSleepers runs n `sleep 1` at once on a rexecd with a cgroup per
 // command and --max-concurrent 1024, and checks every exit and output.
 func cgroupSleepers(ctx context.Context, e *Env, n int) ([]Row, error) {
-	d, err := e.StartDaemon(ctx, "--cgroups", "require", "--max-concurrent", fmt.Sprint(max(n+24, 1024)))
+	wall, hwm, bad, err := remoteSleepers(ctx, e, n, true, "--cgroups", "require", "--max-concurrent", fmt.Sprint(max(n+24, 1024)))
 	if err != nil {
 		return nil, err
-	}
-	c, err := d.Client()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if _, err := c.Echo(ctx, "warm", false); err != nil {
-		return nil, err
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		bad  int
-		ferr error
-	)
-	start := time.Now()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var out bytes.Buffer
-			ex, err := c.Run(ctx, &rexecv1.RunRequest{Shell: fmt.Sprintf("sleep 1; echo %d", i)}, &out, io.Discard)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				ferr = err
-				bad++
-			case ex.GetExitCode() != 0 || out.String() != fmt.Sprintf("%d\n", i) || !ex.GetUsage().GetCgroup():
-				bad++
-			}
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	_, hwm, _ := Memory(d.Pid())
-	if ferr != nil {
-		return nil, fmt.Errorf("%d of %d failed, e.g. %w", bad, n, ferr)
 	}
 	return []Row{
 		{Name: fmt.Sprintf("%d concurrent `sleep 1`, a cgroup each (--max-concurrent 1024): wall time, every exit and output exact", n),
