@@ -10,6 +10,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,6 +30,27 @@ var ErrHashMismatch = errors.New("SHA-256 mismatch")
 // Files is the generated FileService client, for calls that Upload and
 // Download do not cover (Stat, List, Mkdir, Remove, Rename, Usage...).
 func (c *Client) Files() rexecv1.FileServiceClient { return rexecv1.NewFileServiceClient(c.conn) }
+
+// List reads every page of a remote listing (FileService.List) and returns
+// its entries sorted by name.
+func List(ctx context.Context, fsc rexecv1.FileServiceClient, path string) ([]*rexecv1.FileInfo, error) {
+	st, err := fsc.List(ctx, &rexecv1.ListRequest{Path: path})
+	if err != nil {
+		return nil, err
+	}
+	var out []*rexecv1.FileInfo
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			slices.SortFunc(out, func(a, b *rexecv1.FileInfo) int { return strings.Compare(a.GetName(), b.GetName()) })
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.GetEntries()...)
+	}
+}
 
 // Progress is where a transfer stands.
 type Progress struct {

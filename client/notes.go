@@ -17,6 +17,12 @@ func ExitNotes(e *rexecv1.Exited) []string {
 		notes = append(notes, fmt.Sprintf("rexec: command timed out after %v and was killed", e.GetDuration().AsDuration().Round(time.Millisecond)))
 	case e.GetReason() == rexecv1.EndReason_END_REASON_SHUTDOWN:
 		notes = append(notes, "rexec: the server shut down and killed the command")
+	case e.GetReason() == rexecv1.EndReason_END_REASON_OOM:
+		msg := e.GetMessage()
+		if msg == "" {
+			msg = "out of memory: the kernel's OOM killer ended the command at its memory limit"
+		}
+		notes = append(notes, "rexec: "+msg)
 	case e.GetReason() == rexecv1.EndReason_END_REASON_DISCONNECTED:
 		notes = append(notes, "rexec: the client's connection broke and none came back within the server's reconnect grace: the command was killed")
 	}

@@ -11,7 +11,10 @@ import (
 
 // TestSystemdUnit: systemd-analyze verify accepts the unit (directives,
 // values, an executable ExecStart), and its security review rates the
-// sandbox at an exposure of at most 2.5 of 10. The unit is checked as it is
+// sandbox at an exposure of at most 3.0 of 10. (It was 1.7 for a rexecd
+// whose every key was one user's shell; running each key's commands as its
+// own user takes root's setuid, setgid, kill and chown capabilities and a
+// delegated cgroup, and the review counts each: 2.8 now.) The unit is checked as it is
 // but for ExecStart's binary, a rexecd built from this repository for the
 // test instead of /usr/local/bin/rexecd.
 func TestSystemdUnit(t *testing.T) {
@@ -47,7 +50,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
-	out, err = exec.Command(analyze, "security", "--offline=yes", "--threshold=25", "--no-pager", path).CombinedOutput()
+	out, err = exec.Command(analyze, "security", "--offline=yes", "--threshold=30", "--no-pager", path).CombinedOutput()
 	last := strings.TrimSpace(string(out))
 	if i := strings.LastIndex(last, "\n"); i >= 0 {
 		last = last[i+1:]

@@ -52,8 +52,11 @@ def run(addr, key_file, command, timeout):
             out = sys.stdout if t == 0x11 else sys.stderr
             out.buffer.write(p[8:]); out.flush()
         elif t == 0x13:  # exit: at least 39 bytes; byte 39, when there, is the signal rexec sent
-            code, sig = struct.unpack(">iB", p[:5])
+            code, sig, reason = struct.unpack(">iBB", p[:6])
             sent = p[39] if len(p) > 39 else 0
+            if reason == 5:  # OOM; bytes 72..79, when there, are the memory limit
+                limit = struct.unpack(">Q", p[72:80])[0] if len(p) >= 80 else 0
+                sys.stderr.write("rexec: out of memory: the OOM killer ended the command at its limit of %d bytes\n" % limit)
             return 128 + sent if sent else 128 + sig if sig else code
         elif t == 0x7F:
             fail("server error %d: %s" % (p[0], p[1:].decode()))

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/asuser"
 )
 
 // FS is every filesystem operation a file call makes: names go in, open
@@ -17,21 +18,9 @@ import (
 // *os.Root is one: for a key with a root, every name resolves inside it,
 // symlinks are followed only while they stay inside, and `..`, absolute
 // names and escapes are errors. hostFS is the other, for a key without a
-// root. To run a key's file calls with another user's rights (issue 20),
-// wrap the FS that Service.open returns.
-type FS interface {
-	OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error)
-	Lstat(name string) (fs.FileInfo, error)
-	Stat(name string) (fs.FileInfo, error)
-	Mkdir(name string, perm fs.FileMode) error
-	MkdirAll(name string, perm fs.FileMode) error
-	Remove(name string) error
-	RemoveAll(name string) error
-	Rename(oldname, newname string) error
-	Symlink(oldname, newname string) error
-	Readlink(name string) (string, error)
-	Close() error
-}
+// root. For a key with user= either is wrapped so that every call runs
+// with that user's rights (asuser.WrapFS), never rexecd's.
+type FS = asuser.FS
 
 var _ FS = (*os.Root)(nil)
 
@@ -50,6 +39,10 @@ type callFS struct {
 	store string
 	// home is where relative names start for a key without a root.
 	home string
+	// asUser runs fn with the key's user's rights: the operations on an
+	// open file that the kernel checks at the call (fchmod, futimens), not
+	// at the open. For a key without user=, it just runs fn.
+	asUser func(fn func() error) error
 }
 
 // partialDirName is the directory inside a root that holds its partial
@@ -64,15 +57,45 @@ func (s *Service) open(key *interceptors.Key) (*callFS, error) {
 	if key == nil {
 		return nil, &refusal{kind: refuseUnauthenticated, msg: "this call has no key"}
 	}
+	if key.User != "" {
+		return s.openAsUser(key)
+	}
+	direct := func(fn func() error) error { return fn() }
 	if key.Root == "" {
-		return &callFS{FS: hostFS{}, key: key, partialDir: filepath.Join(s.cfg.StateDir, "partial"), home: s.cfg.Home}, nil
+		return &callFS{FS: hostFS{}, key: key, partialDir: filepath.Join(s.cfg.StateDir, "partial"), home: s.cfg.Home, asUser: direct}, nil
 	}
 	r, err := os.OpenRoot(key.Root)
 	if err != nil {
 		return nil, &refusal{kind: refuseState, msg: fmt.Sprintf("the root of key %q (%s) cannot be opened on the server: %v; fix root= in the key file or make the directory",
 			key.ID, key.Root, errors.Unwrap(err))}
 	}
-	return &callFS{FS: r, key: key, rooted: true, partialDir: partialDirName, store: key.Root}, nil
+	return &callFS{FS: r, key: key, rooted: true, partialDir: partialDirName, store: key.Root, asUser: direct}, nil
+}
+
+// openAsUser is open for a key with user=: the same filesystem, with every
+// call made with the user's rights, on a thread whose filesystem ids and
+// groups are the user's (asuser), so the kernel checks each path as it
+// would the user's own call. The root is opened as the user too. Relative
+// names start in the user's home, and a key without a root keeps its
+// partial uploads there (~/.local/state/rexec/partial), where the user may
+// write.
+func (s *Service) openAsUser(key *interceptors.Key) (*callFS, error) {
+	cred, home, err := asuser.Lookup(key.User)
+	if err != nil {
+		return nil, &refusal{kind: refuseState, msg: fmt.Sprintf("the user of key %q (%s) cannot be found on the server: %v; fix user= in the key file or make the user",
+			key.ID, key.User, err)}
+	}
+	do := func(fn func() error) error { return asuser.Do(cred, fn) }
+	if key.Root == "" {
+		return &callFS{FS: asuser.WrapFS(hostFS{}, cred), key: key, home: filepath.Clean(home), asUser: do,
+			partialDir: filepath.Join(home, ".local", "state", "rexec", "partial"), store: "user:" + key.User}, nil
+	}
+	var r *os.Root
+	if err := do(func() (err error) { r, err = os.OpenRoot(key.Root); return err }); err != nil {
+		return nil, &refusal{kind: refuseState, msg: fmt.Sprintf("the root of key %q (%s) cannot be opened on the server as its user %s: %v; fix root= in the key file or the directory's rights",
+			key.ID, key.Root, key.User, errors.Unwrap(err))}
+	}
+	return &callFS{FS: asuser.WrapFS(r, cred), key: key, rooted: true, partialDir: partialDirName, store: key.Root, asUser: do}, nil
 }
 
 // hostFS is the filesystem as rexecd's user reaches it, for keys without a

@@ -547,7 +547,7 @@ func (s *Service) commit(c *callFS, u *upload, gen uint64, want []byte) (*rexecv
 	if fi, err := c.Lstat(u.st.Path); err == nil && fi.Mode().IsRegular() {
 		replaced = fi.Size()
 	}
-	if err := finishFile(u.f, &u.st); err != nil {
+	if err := c.asUser(func() error { return finishFile(u.f, &u.st) }); err != nil {
 		return nil, err
 	}
 	err := c.Rename(c.partPath(u.st.ID), u.st.Path)
@@ -611,7 +611,7 @@ func (c *callFS) copyInto(src *os.File, st *uploadState) error {
 	}
 	_, err = io.Copy(dst, io.NewSectionReader(src, 0, st.Size))
 	if err == nil {
-		err = finishFile(dst, st)
+		err = c.asUser(func() error { return finishFile(dst, st) })
 	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr

@@ -199,22 +199,27 @@ func (s *Service) SetAttributes(ctx context.Context, req *rexecv1.SetAttributesR
 		if !sameFile(fi, ofi) {
 			return refuse(refuseState, "%s changed while it was opened: try again", display(req.GetPath()))
 		}
-		if req.Mode != nil {
-			m := fs.FileMode(req.GetMode() & 0o777)
-			if req.GetMode()&0o2000 != 0 {
-				m |= fs.ModeSetgid
+		// fchmod and futimens are checked as the call's thread is, not as
+		// the file was opened: with a user= key's rights, or a file opened
+		// for reading could have its mode set by rexecd's.
+		return c.asUser(func() error {
+			if req.Mode != nil {
+				m := fs.FileMode(req.GetMode() & 0o777)
+				if req.GetMode()&0o2000 != 0 {
+					m |= fs.ModeSetgid
+				}
+				if req.GetMode()&0o1000 != 0 {
+					m |= fs.ModeSticky
+				}
+				if err := f.Chmod(m); err != nil {
+					return err
+				}
 			}
-			if req.GetMode()&0o1000 != 0 {
-				m |= fs.ModeSticky
+			if req.GetMtime() != nil {
+				return setMtime(f, req.GetMtime().AsTime())
 			}
-			if err := f.Chmod(m); err != nil {
-				return err
-			}
-		}
-		if req.GetMtime() != nil {
-			return setMtime(f, req.GetMtime().AsTime())
-		}
-		return nil
+			return nil
+		})
 	}, "set attributes")
 	if err != nil {
 		return nil, err

@@ -70,6 +70,43 @@ var keyOptions = []keyOption{
 		},
 		format: func(k *Key) string { return formatSize(k.Quota) },
 	},
+	{
+		name: "user",
+		want: "the name of a unix user of the server, like alice",
+		set: func(k *Key, v string) error {
+			if !userNameOK(v) {
+				return fmt.Errorf("is not a user name")
+			}
+			k.User = v
+			return nil
+		},
+		format: func(k *Key) string { return k.User },
+	},
+	limitOption("memory"),
+	limitOption("pids"),
+	limitOption("cpu"),
+	limitOption("nofile"),
+	limitOption("fsize"),
+	{
+		name: "max",
+		want: "a whole number of commands above 0",
+		set: func(k *Key, v string) error {
+			n, err := parseCount(v, 1)
+			k.Max = int(n)
+			return err
+		},
+		format: func(k *Key) string { return formatCount(int64(k.Max)) },
+	},
+}
+
+// limitOption is the key option of one of Limits' fields.
+func limitOption(name string) keyOption {
+	return keyOption{
+		name:   name,
+		want:   limitWant(name),
+		set:    func(k *Key, v string) error { return k.Limits.set(name, v) },
+		format: func(k *Key) string { return k.Limits.Value(name) },
+	}
 }
 
 // checkOptions says what is wrong with a key's options taken together,

@@ -18,7 +18,7 @@ func TestKeyLineOptions(t *testing.T) {
 		{"options without scopes", "ok " + s + "\nci " + s + " cert=alice",
 			[]string{"line 2", `key "ci"`, "must list its scopes", "cert=alice"}},
 		{"unknown option", "ci " + s + " exec chroot=/srv",
-			[]string{"line 1", `unknown option "chroot"`, "known: cert, root, quota"}},
+			[]string{"line 1", `unknown option "chroot"`, "known: cert, root, quota, user, memory, pids, cpu, nofile, fsize, max"}},
 		{"unknown option after a good one", "ci " + s + " exec cert=alice quotas=1G",
 			[]string{"line 1", `unknown option "quotas"`}},
 		{"root without scopes", "ci " + s + " root=/srv/drop",
@@ -33,6 +33,22 @@ func TestKeyLineOptions(t *testing.T) {
 			[]string{"line 1", "refuses every upload"}},
 		{"unknown file scope", "ci " + s + " file root=/srv",
 			[]string{"line 1", `unknown scope "file"`, "files,files-write"}},
+		{"user that is no name", "ci " + s + " exec user=a/b",
+			[]string{"line 1", `option user="a/b": is not a user name`, "want the name of a unix user"}},
+		{"memory under 1M", "ci " + s + " exec memory=512K",
+			[]string{"line 1", `option memory="512K": under 1M`}},
+		{"memory not a size", "ci " + s + " exec memory=lots",
+			[]string{"line 1", `option memory="lots"`, "not a size"}},
+		{"pids not a number", "ci " + s + " exec pids=1e3",
+			[]string{"line 1", `option pids="1e3": not a whole number`}},
+		{"pids 0", "ci " + s + " exec pids=0",
+			[]string{"line 1", `option pids="0": under 1`}},
+		{"cpu with four decimals", "ci " + s + " exec cpu=0.0001",
+			[]string{"line 1", `option cpu="0.0001": not a number of CPUs`}},
+		{"cpu 0", "ci " + s + " exec cpu=0",
+			[]string{"line 1", `option cpu="0": 0 CPUs runs nothing`}},
+		{"max 0", "ci " + s + " exec max=0",
+			[]string{"line 1", `option max="0": under 1`}},
 		{"duplicate option", "ci " + s + " exec cert=alice cert=bob",
 			[]string{"line 1", `option "cert" given twice`}},
 		{"empty value", "ci " + s + " exec cert=",
@@ -75,6 +91,8 @@ func TestKeyLineRoundTrip(t *testing.T) {
 		"spiffe " + s + " echo cert=spiffe://example.org/ci/a=b",
 		"drop " + s + " files,files-write root=/srv/drop quota=10G",
 		"odd " + s + " files-write cert=ci root=/ quota=1025",
+		"alice " + s + " exec,session user=alice memory=512M pids=256 cpu=1.5 nofile=1024 fsize=1G max=4",
+		"odd " + s + " exec memory=1536M cpu=0.25 fsize=1000",
 	} {
 		keys, err := ParseKeys([]byte(line + "\n"))
 		if err != nil {
@@ -91,6 +109,11 @@ func TestKeyLineRoundTrip(t *testing.T) {
 	keys, _ = ParseKeys([]byte("d " + s + " files root=/srv/drop/../x/ quota=512M\n"))
 	if keys[0].Root != "/srv/x" || keys[0].Quota != 512<<20 {
 		t.Errorf("root= is cleaned and quota= read as bytes: %q %d", keys[0].Root, keys[0].Quota)
+	}
+	keys, _ = ParseKeys([]byte("alice " + s + " exec user=alice memory=512M pids=256 cpu=1.5 nofile=1024 fsize=1G max=4\n"))
+	if k := keys[0]; k.User != "alice" || k.Max != 4 ||
+		k.Limits != (Limits{Memory: 512 << 20, Pids: 256, MilliCPU: 1500, NoFile: 1024, FSize: 1 << 30}) {
+		t.Errorf("parsed %q, max %d, limits %+v", k.User, k.Max, k.Limits)
 	}
 	// Extra spaces and tabs between fields are one separator.
 	keys, err := ParseKeys([]byte("  t \t" + s + "   exec\tcert=bob  \n"))
@@ -183,5 +206,24 @@ func TestFormatSize(t *testing.T) {
 				t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
 			}
 		}
+	}
+}
+
+// TestSetLimit: the CLI's --limit takes the key file's words.
+func TestSetLimit(t *testing.T) {
+	var l Limits
+	for _, kv := range [][2]string{{"memory", "64M"}, {"pids", "10"}, {"cpu", ".5"}, {"nofile", "64"}, {"fsize", "1K"}} {
+		if err := l.SetLimit(kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l != (Limits{Memory: 64 << 20, Pids: 10, MilliCPU: 500, NoFile: 64, FSize: 1024}) {
+		t.Errorf("limits %+v", l)
+	}
+	if err := l.SetLimit("swap", "1G"); err == nil || !strings.Contains(err.Error(), `unknown limit "swap" (known: memory, pids, cpu, nofile, fsize)`) {
+		t.Errorf("unknown limit: %v", err)
+	}
+	if err := l.SetLimit("cpu", "1."); err == nil || !strings.Contains(err.Error(), `cpu="1.": not a number of CPUs: want a number of CPUs above 0`) {
+		t.Errorf("cpu=1.: %v", err)
 	}
 }

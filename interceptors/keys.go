@@ -78,6 +78,17 @@ type Key struct {
 	// partial uploads); 0 means none. It needs Root.
 	Quota int64
 
+	// User, from user=NAME, runs the key's commands (and its file calls)
+	// as that unix user, with a login's environment. Empty: as the user
+	// rexecd runs as.
+	User string
+	// Limits, from memory=, pids=, cpu=, nofile= and fsize=, cap every
+	// command of the key; a request may ask for less, never more.
+	Limits Limits
+	// Max, from max=N, bounds the key's commands running at once, beside
+	// the server's --max-concurrent; 0 means only the server's bound.
+	Max int
+
 	// macs holds keyed HMAC states: Reset returns one to its keyed state
 	// without the key schedule and allocations of hmac.New (measured: the
 	// largest single cost of auth per call). Use a Key by pointer.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -30,6 +31,34 @@ type Command struct {
 	// Stdin says stdin frames follow (ended by stdin-close); by default the
 	// command's stdin is /dev/null.
 	Stdin bool `json:"stdin,omitempty"`
+	// Limits are the command's resource limits, each at most its key's.
+	Limits *CommandLimits `json:"limits,omitempty"`
+}
+
+// CommandLimits are a command's resource limits, as RunRequest.limits: zero
+// or absent means the key's.
+type CommandLimits struct {
+	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
+	Pids        uint64 `json:"pids,omitempty"`
+	MilliCPU    uint64 `json:"milli_cpu,omitempty"`
+	NoFile      uint64 `json:"nofile,omitempty"`
+	FSizeBytes  uint64 `json:"fsize_bytes,omitempty"`
+}
+
+// Proto is l as the gRPC API carries it, nil for none.
+func (l *CommandLimits) Proto() *rexecv1.Limits {
+	if l == nil {
+		return nil
+	}
+	return &rexecv1.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, MilliCpu: l.MilliCPU, Nofile: l.NoFile, FsizeBytes: l.FSizeBytes}
+}
+
+// LimitsOf is the command frame's limits for the API's, nil for none.
+func LimitsOf(l *rexecv1.Limits) *CommandLimits {
+	if l == nil {
+		return nil
+	}
+	return &CommandLimits{MemoryBytes: l.GetMemoryBytes(), Pids: l.GetPids(), MilliCPU: l.GetMilliCpu(), NoFile: l.GetNofile(), FSizeBytes: l.GetFsizeBytes()}
 }
 
 // commandFromRequest is the command frame for req. The protocol counts the
@@ -42,6 +71,7 @@ func commandFromRequest(req *rexecv1.RunRequest) (Command, error) {
 		Shell: req.GetShell(), Argv: req.GetArgv(), Env: req.GetEnv(), Dir: req.GetDir(),
 		MaxOutput: int64(min(req.GetMaxOutputBytes(), math.MaxInt64)),
 		Stdin:     len(req.GetStdin()) > 0,
+		Limits:    LimitsOf(req.GetLimits()),
 	}
 	if t := req.GetTimeout(); t != nil {
 		if err := t.CheckValid(); err != nil {
@@ -62,14 +92,22 @@ func commandFromRequest(req *rexecv1.RunRequest) (Command, error) {
 // ExitLen is the length of an exit frame's payload that this version writes.
 // A reader takes any record of at least exitLenV1 bytes and ignores bytes past
 // the fields it knows, so that fields can be appended.
-const ExitLen = 40
+const ExitLen = 80
 
-// exitLenV1 is the first version's record, without the sent signal.
-const exitLenV1 = 39
+// exitLenV1 is the first version's record, without the sent signal;
+// exitLenV2 the second's, without the usage.
+const (
+	exitLenV1 = 39
+	exitLenV2 = 40
+)
 
-// ExitOutputIncomplete is the exit record's flag bit that says a descendant
-// held the output open past the drain grace.
-const ExitOutputIncomplete = 1
+// The exit record's flag bits: ExitOutputIncomplete says a descendant held
+// the output open past the drain grace; ExitUsageCgroup that the usage is
+// the command's cgroup's.
+const (
+	ExitOutputIncomplete = 1
+	ExitUsageCgroup      = 2
+)
 
 // linuxSignals are the names of the signal numbers a Linux server sends,
 // whatever the client's OS numbers them (darwin's USR1 is 30, say).
@@ -98,7 +136,7 @@ func decodeExit(p []byte) (*rexecv1.Exited, error) {
 	be := binary.BigEndian
 	sig := int(p[4])
 	// The reason byte has EndReason's numbers (PROTOCOL.md): 1 exited, 2
-	// timeout, 3 cancelled, 4 shutdown.
+	// timeout, 3 cancelled, 4 shutdown, 5 OOM.
 	reason := rexecv1.EndReason(p[5])
 	e := &rexecv1.Exited{}
 	e.ExitCode = int32(be.Uint32(p[0:4]))
@@ -111,11 +149,53 @@ func decodeExit(p []byte) (*rexecv1.Exited, error) {
 	e.DroppedBytes = be.Uint64(p[15:23])
 	e.StdoutBytes = be.Uint64(p[23:31])
 	e.StderrBytes = be.Uint64(p[31:39])
-	if len(p) > 39 {
+	if len(p) >= exitLenV2 {
 		e.SentSignalNumber = int32(p[39])
 		e.SentSignal = signalName(int(p[39]))
 	}
+	if len(p) >= ExitLen {
+		e.Usage = &rexecv1.Usage{
+			UserCpu:         durationpb.New(time.Duration(be.Uint64(p[40:48]))),
+			SystemCpu:       durationpb.New(time.Duration(be.Uint64(p[48:56]))),
+			PeakMemoryBytes: be.Uint64(p[56:64]),
+			PeakProcesses:   be.Uint64(p[64:72]),
+			Cgroup:          p[6]&ExitUsageCgroup != 0,
+		}
+		if reason == rexecv1.EndReason_END_REASON_OOM {
+			e.Message = OOMMessage(int64(min(be.Uint64(p[72:80]), math.MaxInt64)))
+		}
+	}
 	return e, nil
+}
+
+// OOMMessage is Exited's message for a command the OOM killer ended at a
+// memory limit of limit bytes (0: not known), as the gRPC server words it
+// (runner.OOMMessage; rawserver's tests keep the two equal).
+func OOMMessage(limit int64) string {
+	if limit <= 0 {
+		return "out of memory: the command reached its memory limit and the kernel's OOM killer ended it"
+	}
+	human := strconv.FormatInt(limit, 10) + " B"
+	if limit >= 1024 {
+		units := []string{"KiB", "MiB", "GiB", "TiB"}
+		v, i := float64(limit)/1024, 0
+		for v >= 1024 && i < len(units)-1 {
+			v /= 1024
+			i++
+		}
+		human = strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
+	}
+	size := strconv.FormatInt(limit, 10)
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if limit >= 1<<u.shift && limit%(1<<u.shift) == 0 {
+			size = strconv.FormatInt(limit>>u.shift, 10) + u.suffix
+			break
+		}
+	}
+	return fmt.Sprintf("out of memory: the command reached its memory limit of %s (memory=%s) and the kernel's OOM killer ended it", human, size)
 }
 
 // EchoUpper is the echo frame's flag bit that asks for upper case.

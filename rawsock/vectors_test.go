@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 )
@@ -93,8 +94,8 @@ func TestVectors(t *testing.T) {
 			t.Errorf("%s: decode: %v %v", name, f, err)
 		}
 	}
-	if frames < 14 {
-		t.Errorf("PROTOCOL.md has %d frame vectors, want the 14 or more it has", frames)
+	if frames < 15 {
+		t.Errorf("PROTOCOL.md has %d frame vectors, want the 15 or more it has", frames)
 	}
 }
 
@@ -104,13 +105,21 @@ func TestVectorExitDecodes(t *testing.T) {
 	for name, want := range map[string]struct {
 		status     int
 		sentSignal string
-	}{"exit 7": {7, ""}, "exit by signal": {143, "TERM"}, "exit after TERM": {143, "TERM"}} {
+	}{"exit 7": {7, ""}, "exit by signal": {143, "TERM"}, "exit after TERM": {143, "TERM"}, "exit by OOM": {137, "KILL"}} {
 		e, err := decodeExit(doc[name][5:])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if shellStatus(e) != want.status || e.GetSentSignal() != want.sentSignal {
 			t.Errorf("%s: status %d, sent signal %q; want %d %q", name, shellStatus(e), e.GetSentSignal(), want.status, want.sentSignal)
+		}
+		if name == "exit by OOM" {
+			u := e.GetUsage()
+			if e.GetReason() != rexecv1.EndReason_END_REASON_OOM || u.GetUserCpu().AsDuration() != 120*time.Millisecond ||
+				u.GetSystemCpu().AsDuration() != 80*time.Millisecond || u.GetPeakMemoryBytes() != 64<<20 || u.GetPeakProcesses() != 3 || !u.GetCgroup() ||
+				!strings.Contains(e.GetMessage(), "memory limit of 64.0 MiB (memory=64M)") {
+				t.Errorf("exit by OOM decoded as %v", e)
+			}
 		}
 	}
 }

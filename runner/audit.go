@@ -16,7 +16,8 @@ func (p *Process) auditStart() {
 	l.LogAttrs(context.Background(), slog.LevelInfo, "command started", append(p.spec.Audit,
 		slog.String("exec_id", p.id),
 		slog.String("command", p.spec.Describe()),
-		slog.String("dir", p.spec.Dir),
+		slog.String("dir", p.cmd.Dir),
+		slog.String("user", p.acct.Name),
 		slog.Int("pid", p.Pid()),
 		slog.Bool("tty", p.spec.TTY != nil),
 	)...)
@@ -43,6 +44,10 @@ func (p *Process) auditEnd(r *Result, sinkErr error) {
 		slog.Int64("dropped_bytes", r.Dropped),
 		slog.Bool("output_incomplete", r.OutputIncomplete),
 		slog.Int64("unread_bytes", r.Unread),
+		slog.Duration("user_cpu", r.Usage.UserCPU),
+		slog.Duration("system_cpu", r.Usage.SystemCPU),
+		slog.Int64("peak_memory_bytes", r.Usage.PeakMemory),
+		slog.Int64("peak_processes", r.Usage.PeakProcesses),
 	)
 	if sinkErr != nil {
 		attrs = append(attrs, slog.String("peer_error", sinkErr.Error()))

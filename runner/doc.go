@@ -21,4 +21,16 @@
 // delivered. The leader is reaped only after its group was killed, so a
 // signal never reaches another command through a reused pid. No process of
 // the group outlives the command's end.
+//
+// With Options.Cgroups, every command is also born in a cgroup of its own
+// (cgroup_linux.go: pure cgroup v2, or the hybrid layout with v1 memory,
+// pids and cpu), which its end kills whole and waits to be empty, so that
+// a process that left the group dies too; its Spec.Limits are the cgroup's
+// limits, and Result.Usage what the kernel counted. Every command starts as
+// a login does (env.go): as Spec.User or this process's user, in its home,
+// with a login's environment and none of this process's. Close the Runner
+// to remove its cgroups:
+//
+//	r := runner.New(runner.Options{Cgroups: runner.CgroupsAuto})
+//	defer r.Close()
 package runner

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,9 +27,18 @@ var errEnded = errors.New("the command has ended")
 // killed what is left of the group. After reap, the group is never
 // signalled again. Every signal to a command goes through here: the
 // lifetime's TERM and KILL, the client's signals, the final kill.
+//
+// A command on a terminal leads a session of its own, in which a job-control
+// shell puts each job in a group of its own: for it, the final kill reaches
+// every group of the session (killSession).
 type group struct {
-	cmd   *exec.Cmd
-	guard *Guard
+	cmd     *exec.Cmd
+	guard   *Guard
+	session bool // the leader leads its own session (a terminal's)
+	// cell is the command's cgroup, nil without cgroups: a KILL then
+	// reaches every process of the command (cgroup.kill), also those that
+	// left the group (setsid, double fork).
+	cell *cell
 
 	mu     sync.Mutex
 	pgid   int
@@ -82,23 +92,34 @@ func (g *group) kill(pgid int, sig syscall.Signal) error {
 	}
 	// The group outlives its leader while any member lives, so this reaches
 	// descendants after the leader exited; ESRCH means none is left.
+	if sig == syscall.SIGKILL {
+		g.cell.kill()
+	}
 	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal %v: %w", sig, err)
 	}
 	return nil
 }
 
-// reap kills what is left of the group, forgets it, and only then reaps the
-// leader (which must have exited), freeing its pid. It returns the leader's
-// status.
-func (g *group) reap() *os.ProcessState {
+// reap kills what is left of the group (and of its session, when it leads
+// one), forgets it, and only then reaps the leader (which must have exited),
+// freeing its pid. With a cgroup it kills every process in it and waits (at
+// most within) until none is left, so that no process of the command
+// outlives it. It returns the leader's status, and whether the cgroup is
+// empty (true without one).
+func (g *group) reap(within time.Duration) (*os.ProcessState, bool) {
 	g.mu.Lock()
+	g.cell.kill()
 	_ = syscall.Kill(-g.pgid, syscall.SIGKILL)
+	if g.session {
+		killSession(g.pgid)
+	}
 	g.guard.remove(g.pgid)
 	g.reaped = true
 	g.mu.Unlock()
+	empty := g.cell.waitEmpty(within)
 	// The pipes are os.Files, so Wait has no copying goroutine to wait for:
 	// it reaps the zombie at once.
 	_ = g.cmd.Wait()
-	return g.cmd.ProcessState
+	return g.cmd.ProcessState, empty
 }

@@ -4,25 +4,34 @@ package runner
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 )
 
 // guardScript runs in the guard process. It keeps the set of live command
-// groups that its parent reports on fd 3 ("+ PGID", "- PGID"). When fd 3
-// reaches EOF — the parent closed it, or the kernel did because the parent
-// died, however it died — it sends SIGKILL to every group still in the set.
+// groups that its parent reports on fd 3 ("+ PGID", "- PGID"), and the
+// cgroup directories of its runners ("c DIR"). When fd 3 reaches EOF — the
+// parent closed it, or the kernel did because the parent died, however it
+// died — it sends SIGKILL to every group still in the set, and to every
+// process in those cgroups (cgroup.kill), which reaches processes that
+// left their group too.
 const guardScript = `trap '' HUP INT
 g=' '
+c=''
 while read -r op id <&3; do
   case $op in
   +) g="$g$id " ;;
   -) case $g in *" $id "*) g="${g%% $id *} ${g#* $id }" ;; esac ;;
+  c) c="$c$id
+" ;;
   esac
 done
-for id in $g; do kill -s KILL -- "-$id" 2>/dev/null; done`
+for id in $g; do kill -s KILL -- "-$id" 2>/dev/null; done
+printf %s "$c" | while IFS= read -r d; do [ -n "$d" ] && echo 1 2>/dev/null >"$d/cgroup.kill"; done`
 
 // Guard is a small watchdog process that kills the process groups of a
 // server's running commands when the server dies without cleaning up
@@ -72,16 +81,29 @@ func (g *Guard) Pid() int { return g.cmd.Process.Pid }
 func (g *Guard) add(pgid int)    { g.send('+', pgid) }
 func (g *Guard) remove(pgid int) { g.send('-', pgid) }
 
+// killCgroup has the guard kill every process in the cgroup dir (and its
+// children) when it fires: a runner's directory of command cgroups.
+func (g *Guard) killCgroup(dir string) {
+	if g == nil || dir == "" || strings.ContainsAny(dir, "\n\x00") {
+		return
+	}
+	g.write("c " + dir + "\n")
+}
+
 func (g *Guard) send(op byte, pgid int) {
 	if g == nil || pgid <= 0 {
 		return
 	}
+	g.write(fmt.Sprintf("%c %d\n", op, pgid))
+}
+
+func (g *Guard) write(line string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.w != nil {
 		// A guard that died makes this fail with EPIPE: the command runs on,
 		// unguarded, as it would without a guard.
-		_, _ = fmt.Fprintf(g.w, "%c %d\n", op, pgid)
+		_, _ = io.WriteString(g.w, line)
 	}
 }
 

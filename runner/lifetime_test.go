@@ -188,7 +188,63 @@ func TestTTYHangupReachesJobs(t *testing.T) {
 	r := runner.New(runner.Options{KillGrace: 500 * time.Millisecond, DrainGrace: 300 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := r.Start(ctx, runner.Spec{Argv: []string{"bash", "--norc", "-i"}, TTY: &runner.TTY{Rows: 24, Cols: 80}, OpenStdin: true})
+	job, done := ttyShellJob(ctx, t, r, "sleep 304 & echo JOB=$((0+$!))\n")
+	cancel()
+	res := <-done
+	if !waitUntil(10*time.Second, func() bool { return !procAlive(job) }) {
+		t.Errorf("bash's job `sleep 304` (pid %d) outlived the cancelled call (bash ended by %s)", job, res.SignalName)
+	}
+}
+
+// TestTTYSessionEndsWithCall: whatever a shell on a terminal leaves in the
+// terminal's session ends with the call, also when the shell does not pass
+// the hangup on to its jobs, or not in time. Before, the jobs' own groups
+// were reached only by the shell's SIGHUP, so a job lived on with ppid 1
+// when the shell did not send it (a HUP trap; on a busy machine, a shell
+// KILLed before it acted on the hangup, or one that sent it while its job
+// had not yet exec'd and still ran bash's catching handler), when the job
+// ignored it, or when the shell exited leaving a disowned job.
+func TestTTYSessionEndsWithCall(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, line string
+		cancel     bool
+	}{
+		// A HUP trap replaces bash's passing the hangup on to its jobs.
+		{"the shell traps the hangup", "trap 'echo hup' HUP; sleep 304 & echo JOB=$((0+$!))\n", true},
+		// The job says its pid once it ignores SIGHUP, as nohup would.
+		{"the job ignores the hangup", "(trap '' HUP; echo JOB=$BASHPID; exec sleep 304) &\n", true},
+		// No cancel: the shell exits by itself, the job holds the terminal.
+		{"the shell exits, its job disowned", "sleep 304 & disown; echo JOB=$((0+$!)); exit\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := runner.New(runner.Options{KillGrace: 500 * time.Millisecond, DrainGrace: 300 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			job, done := ttyShellJob(ctx, t, r, c.line)
+			if c.cancel {
+				cancel()
+			}
+			select {
+			case res := <-done:
+				if !waitUntil(10*time.Second, func() bool { return !procAlive(job) }) {
+					t.Errorf("job %d outlived the call (bash ended by %q, exit %d)", job, res.SignalName, res.ExitCode)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the call did not end")
+			}
+		})
+	}
+}
+
+// ttyShellJob starts `bash --norc -i` on a terminal, types line, which must
+// start a job and print its pid as JOB=N, and returns that pid (alive) and
+// the call's result once Wait returns. The job is killed at cleanup.
+func ttyShellJob(ctx context.Context, t *testing.T, r *runner.Runner, line string) (int, <-chan *runner.Result) {
+	t.Helper()
+	// HISTFILE empty: the shell saves no history (in root's home).
+	p, err := r.Start(ctx, runner.Spec{Argv: []string{"bash", "--norc", "-i"}, Env: []string{"HISTFILE="}, TTY: &runner.TTY{Rows: 24, Cols: 80}, OpenStdin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +271,7 @@ func TestTTYHangupReachesJobs(t *testing.T) {
 		}})
 		done <- res
 	}()
-	if _, err := p.Stdin().Write([]byte("sleep 304 & echo JOB=$((0+$!))\n")); err != nil {
+	if _, err := p.Stdin().Write([]byte(line)); err != nil {
 		t.Fatal(err)
 	}
 	var job int
@@ -228,13 +284,9 @@ func TestTTYHangupReachesJobs(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = killPid(job) })
 	if !procAlive(job) {
-		t.Fatalf("job %d not running before the cancel", job)
+		t.Fatalf("job %d not running before the call ends", job)
 	}
-	cancel()
-	res := <-done
-	if !waitUntil(10*time.Second, func() bool { return !procAlive(job) }) {
-		t.Errorf("bash's job `sleep 304` (pid %d) outlived the cancelled call (bash ended by %s)", job, res.SignalName)
-	}
+	return job, done
 }
 
 func killPid(pid int) error {

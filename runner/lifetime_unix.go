@@ -5,6 +5,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -62,6 +63,7 @@ func (p *Process) lifetime() {
 		kill       <-chan time.Time
 		drain      <-chan time.Time
 		drainMark  uint64 // p.delivered when the drain timer was set
+		oom        = p.cell.oomEvents()
 	)
 	go func() { p.readers.Wait(); close(readers) }()
 	armDrain := func() {
@@ -134,6 +136,15 @@ func (p *Process) lifetime() {
 		case <-kill:
 			kill = nil
 			p.end(syscall.SIGKILL, leaderGone)
+		case <-oom:
+			// The v1 memory cgroup went out of memory, with the kernel's
+			// OOM killer off (cgroup_linux.go says why): rexec ends the
+			// whole command, as v2's memory.oom.group does.
+			oom = nil
+			if !leaderGone && ctxDone != nil {
+				res.Reason = ReasonOOM
+			}
+			p.end(syscall.SIGKILL, leaderGone)
 		}
 	}
 	p.release()
@@ -176,8 +187,13 @@ func (p *Process) end(sig syscall.Signal, leaderGone bool) {
 }
 
 // outputHeld reports whether some process still has the write end of an
-// output open: the pipe (or terminal) does not report a hang-up yet.
+// output open: the pipe (or terminal) does not report a hang-up yet. With
+// a cgroup, an empty one settles it: no process of the command is left to
+// hold anything, and the readers are only late.
 func (p *Process) outputHeld() bool {
+	if p.cell != nil && !p.cell.populated() {
+		return false
+	}
 	for _, f := range p.outputs {
 		held := true
 		err := control(f, func(fd int) error {
@@ -220,7 +236,14 @@ func (p *Process) stopReading() (unread int64) {
 func (p *Process) release() {
 	p.cancel(nil)
 	res := &p.res
-	st := p.group.reap()
+	st, empty := p.group.reap(p.r.opts.KillGrace)
+	if !empty {
+		p.r.opts.Logger.Warn("a command's cgroup still has processes after cgroup.kill (in uninterruptible sleep?); they die when they wake",
+			"exec_id", p.id, "within", p.r.opts.KillGrace)
+	}
+	p.measure(st)
+	p.cell.release()
+	p.owner.release()
 	p.stopReading()
 	p.readers.Wait()
 	res.Unread += p.unread.Load()
@@ -236,6 +259,33 @@ func (p *Process) release() {
 	<-p.r.slots
 }
 
+// measure fills in what the command consumed, from its cgroup once it is
+// empty, else from the leader's rusage; and makes an OOM kill its reason.
+func (p *Process) measure(st *os.ProcessState) {
+	res := &p.res
+	var oomKills uint64
+	if p.cell != nil {
+		oomKills = p.cell.usage(&res.Usage)
+	}
+	if ru, ok := rusage(st); ok {
+		if !res.Usage.Cgroup {
+			res.Usage.UserCPU, res.Usage.SystemCPU = ru.user, ru.system
+		}
+		// Without a memory cgroup: the leader's ru_maxrss, when it is the
+		// command's own (see ownPeakRSS); else unknown, 0.
+		if res.Usage.PeakMemory == 0 && ru.maxRSS > p.serverPeak {
+			res.Usage.PeakMemory = ru.maxRSS
+		}
+	}
+	// The lifetime loop makes it ReasonOOM when v1's OOM notification came
+	// first (its kill may then have spared the OOM killer a victim).
+	if oomKills > 0 && res.Reason == ReasonExited || res.Reason == ReasonOOM {
+		res.Reason = ReasonOOM
+		res.SentSignal = int(syscall.SIGKILL)
+		res.Message = OOMMessage(p.spec.Limits.Memory)
+	}
+}
+
 // waitFailed reports a command that could not be executed, as a shell
 // would: a line on stderr and 127 or 126. Its slot is freed first.
 func (p *Process) waitFailed(sink Sink) (*Result, error) {
@@ -244,6 +294,7 @@ func (p *Process) waitFailed(sink Sink) (*Result, error) {
 	msg := []byte("rexec: " + p.startErr.Error() + "\n")
 	res.StderrBytes = int64(len(msg))
 	p.auditEnd(res, nil)
+	p.owner.release()
 	p.observeEnded(res)
 	<-p.r.slots
 	err := sink.Output(Stderr, 1, msg)

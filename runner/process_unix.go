@@ -34,6 +34,13 @@ type Process struct {
 	// found or not executable): Wait reports it as a shell would, 127 or 126.
 	startErr error
 
+	acct  *Account  // the user it runs as
+	cell  *cell     // its cgroup; nil without cgroups
+	owner ownerSlot // its place in Spec.Owner's count
+	// serverPeak is this process's peak RSS as the command started, when
+	// its peak memory comes from rusage (see ownPeakRSS).
+	serverPeak int64
+
 	outputs []*os.File // read ends: stdout, stderr; or the pty master alone
 	stdin   *os.File   // write end of stdin (or the pty master), when open
 	tty     *os.File   // the pty master, in tty mode
@@ -59,11 +66,16 @@ type chunk struct {
 }
 
 // Start validates spec, takes a slot and starts the command. It returns a
-// *FieldError for a bad spec, ErrTooManyCommands at the limit, and the cause
-// of ctx when ctx is already done; in each case nothing was started. From
-// here on the command's timeout and ctx act, whenever Wait is called.
+// *FieldError for a bad spec (or one the host cannot serve: a user that does
+// not exist, a limit without its cgroup controller), ErrTooManyCommands or
+// ErrTooManyForOwner at a limit, and the cause of ctx when ctx is already
+// done; in each case nothing was started. From here on the command's
+// timeout and ctx act, whenever Wait is called.
 func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err := r.opts.check(&spec); err != nil {
+		return nil, r.observeRefused(ctx, &spec, err)
+	}
+	if err := r.checkIsolation(&spec); err != nil {
 		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	if ctx.Err() != nil {
@@ -74,15 +86,21 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	default:
 		return nil, r.observeRefused(ctx, &spec, fmt.Errorf("%w: %d of %d", ErrTooManyCommands, len(r.slots), cap(r.slots)))
 	}
-	p, err := r.start(ctx, spec)
+	owner, err := r.takeOwnerSlot(&spec)
 	if err != nil {
+		<-r.slots
+		return nil, r.observeRefused(ctx, &spec, err)
+	}
+	p, err := r.start(ctx, spec, owner)
+	if err != nil {
+		owner.release()
 		<-r.slots
 		return nil, r.observeRefused(ctx, &spec, err)
 	}
 	return p, nil
 }
 
-func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
+func (r *Runner) start(parent context.Context, spec Spec, owner ownerSlot) (*Process, error) {
 	timeout := spec.Timeout
 	if timeout == 0 {
 		timeout = r.opts.MaxTimeout
@@ -90,22 +108,35 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	if spec.MaxOutput == 0 || spec.MaxOutput > r.opts.MaxOutput {
 		spec.MaxOutput = r.opts.MaxOutput
 	}
+	acct := r.self
+	if spec.User != "" {
+		a, err := r.opts.LookupUser(spec.User)
+		if err != nil {
+			return nil, &FieldError{Field: "user", Problem: fmt.Sprintf("the key's user %q cannot run commands on the server: %v", spec.User, err), Precondition: true}
+		}
+		a.Self = a.UID == r.self.UID && a.GID == r.self.GID && os.Geteuid() == int(a.UID)
+		if !a.Self && !r.canSetUID {
+			return nil, &FieldError{Field: "user", Problem: fmt.Sprintf("the key's user %q: the server may not run commands as another user (rexecd needs root, or CAP_SETUID and CAP_SETGID)", spec.User), Precondition: true}
+		}
+		acct = a
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
 	p := &Process{
-		r: r, spec: spec, id: newExecID(), ctx: tctx,
+		r: r, spec: spec, id: newExecID(), ctx: tctx, acct: acct, owner: owner,
 		cancel: func(err error) { cancel(err); tcancel() },
 		chunks: make(chan chunk),
 		events: make(chan event),
 		stop:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
-	p.res = Result{ExecID: p.id, Reason: ReasonExited}
+	p.res = Result{ExecID: p.id, Reason: ReasonExited, Limits: spec.Limits}
 
-	env := append(r.environ[:len(r.environ):len(r.environ)], spec.Env...)
+	term := ""
 	if spec.TTY != nil {
-		env = append(env, "TERM="+termOf(spec.TTY))
+		term = termOf(spec.TTY)
 	}
+	env := loginEnv(acct, r.passEnv, term, spec.Env)
 	var cmd *exec.Cmd
 	if spec.Shell != "" {
 		cmd = exec.Command("/bin/sh", "-c", spec.Shell)
@@ -116,8 +147,22 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	}
 	cmd.Env = env
 	cmd.Dir = spec.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = homeDir(acct)
+	}
+	if spec.Limits.rlimits() && cmd.Err == nil {
+		withRlimits(cmd, spec.Limits)
+	}
 	p.cmd = cmd
 
+	if r.cg != nil {
+		c, err := r.cg.take(spec.Limits)
+		if err != nil {
+			p.cancel(nil)
+			return nil, err
+		}
+		p.cell = c
+	}
 	var err error
 	if spec.TTY != nil {
 		err = p.startTTY()
@@ -126,25 +171,30 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	}
 	if err != nil {
 		p.cancel(nil)
+		p.cell.release()
 		if code := execFailureCode(err); code != 0 {
 			// As a shell does: the command could not be executed. Wait
 			// reports it as stderr text and an exit status, not an error.
 			p.startErr = err
 			p.start = time.Now()
+			p.cell = nil
 			p.observeStarted(0)
 			return p, nil
 		}
 		if errors.Is(err, syscall.E2BIG) {
 			// Each string is checked against the kernel's limit; this is
-			// their sum with the server's own environment.
+			// their sum with the login environment.
 			return nil, fieldErr("command", "argv and env together are over the kernel's limit for a new program (E2BIG)")
 		}
 		return nil, fmt.Errorf("start %s: %w", spec.Describe(), err)
 	}
 	p.start = time.Now()
+	if p.cell == nil || !r.cg.limitsMemory() {
+		p.serverPeak = ownPeakRSS()
+	}
 	pid := cmd.Process.Pid
 	p.res.Pid = pid
-	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty}
+	p.group = &group{cmd: cmd, guard: r.opts.Guard, pgid: pid, tty: p.tty, session: p.tty != nil, cell: p.cell}
 	r.opts.Guard.add(pid)
 	go p.group.watch(p.exited)
 	for i, f := range p.outputs {
@@ -159,6 +209,15 @@ func (r *Runner) start(parent context.Context, spec Spec) (*Process, error) {
 	p.observeStarted(pid)
 	go p.lifetime()
 	return p, nil
+}
+
+// sysProcAttr is the attributes every command starts with: the user's
+// credentials when it is not this process's own.
+func (p *Process) sysProcAttr(attr *syscall.SysProcAttr) *syscall.SysProcAttr {
+	if a := p.acct; !a.Self {
+		attr.Credential = &syscall.Credential{Uid: a.UID, Gid: a.GID, Groups: a.Groups}
+	}
+	return attr
 }
 
 func (p *Process) startPipes() error {
@@ -198,8 +257,9 @@ func (p *Process) startPipes() error {
 	}
 	// Its own process group, so that one signal reaches the command and
 	// everything it started.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
+	p.cmd.SysProcAttr = p.sysProcAttr(&syscall.SysProcAttr{Setpgid: true})
+	if err := p.cell.start(p.cmd.SysProcAttr, p.startCmd); err != nil {
+		p.reapFailed()
 		closeAll(closeOnErr)
 		p.stdin = nil
 		return err
@@ -219,12 +279,49 @@ func (p *Process) startPipes() error {
 	return nil
 }
 
+// reapFailed reaps a command that started but whose start failed after
+// (the cell killed it).
+func (p *Process) reapFailed() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+}
+
+// startCmd starts the command and returns its pid.
+func (p *Process) startCmd() (int, error) {
+	if err := p.cmd.Start(); err != nil {
+		return 0, err
+	}
+	return p.cmd.Process.Pid, nil
+}
+
 func (p *Process) startTTY() error {
-	size := &pty.Winsize{Rows: p.spec.TTY.Rows, Cols: p.spec.TTY.Cols}
-	// pty.StartWithAttrs makes the command a session leader (Setsid) with the
-	// terminal as its controlling tty; a session leader leads its group too.
-	master, err := pty.StartWithAttrs(p.cmd, size, &syscall.SysProcAttr{Setsid: true, Setctty: true})
+	master, tty, err := pty.Open()
 	if err != nil {
+		return err
+	}
+	defer tty.Close() // the command has its own once started
+	if err := pty.Setsize(master, &pty.Winsize{Rows: p.spec.TTY.Rows, Cols: p.spec.TTY.Cols}); err != nil {
+		master.Close()
+		return err
+	}
+	if !p.acct.Self {
+		// As sshd does: the user owns its terminal (group tty, 0620), so
+		// that tty(1), mesg and write work and others cannot read it.
+		if err := tty.Chown(int(p.acct.UID), ttyGroup(p.acct.GID)); err != nil {
+			master.Close()
+			return fmt.Errorf("give the terminal to user %s: %w", p.acct.Name, err)
+		}
+		_ = tty.Chmod(0o620)
+	}
+	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = tty, tty, tty
+	// A session leader (Setsid) with the terminal as its controlling tty
+	// (Setctty, fd 0); a session leader leads its group too.
+	p.cmd.SysProcAttr = p.sysProcAttr(&syscall.SysProcAttr{Setsid: true, Setctty: true})
+	if err := p.cell.start(p.cmd.SysProcAttr, p.startCmd); err != nil {
+		p.reapFailed()
+		master.Close()
 		return err
 	}
 	if master, err = pollable(master); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 )
@@ -21,9 +20,28 @@ var (
 	ErrShutdown = errors.New("server is shutting down")
 	// ErrTimeout is the cancel cause of a command whose timeout passed.
 	ErrTimeout = errors.New("command timed out")
+	// ErrTooManyForOwner is returned by Start when Spec.OwnerMax commands of
+	// Spec.Owner (a key) already run. Nothing queues: the caller may retry.
+	ErrTooManyForOwner = errors.New("too many commands of this key running")
 	// ErrDisconnected is the cancel cause of a command whose client's stream
 	// broke and that no client took up again within the reconnect grace.
 	ErrDisconnected = errors.New("no client reconnected within the reconnect grace")
+)
+
+// CgroupMode says whether a Runner puts each command in a cgroup.
+type CgroupMode string
+
+// The cgroup modes.
+const (
+	// CgroupsOff runs commands in process groups only, with rlimits.
+	CgroupsOff CgroupMode = "off"
+	// CgroupsAuto uses cgroups where this process may create them, and
+	// falls back to process groups (logging once what is missing) where not.
+	CgroupsAuto CgroupMode = "auto"
+	// CgroupsRequire is CgroupsAuto that does not fall back: New then runs
+	// no command (Start returns the reason), for a server that must not run
+	// commands unconfined.
+	CgroupsRequire CgroupMode = "require"
 )
 
 // Options configure a Runner. Zero fields take the defaults below.
@@ -66,6 +84,24 @@ type Options struct {
 	// the groups are killed even if this process dies by SIGKILL. By
 	// default there is none: a SIGKILLed server orphans its commands.
 	Guard *Guard
+	// Cgroups says whether each command runs in a cgroup of its own (see
+	// CgroupMode). By default CgroupsOff; rexecd's default is CgroupsAuto.
+	Cgroups CgroupMode
+	// CgroupParent is the cgroup the commands' cgroups are made under,
+	// created if needed: an absolute path in the cgroup hierarchy
+	// ("/rexec"), or a relative one, under this process's own cgroup (in
+	// each hierarchy of the hybrid layout). By default "rexec".
+	CgroupParent string
+	// EnvFromDaemon names variables of this process's environment that
+	// every command gets too (a command otherwise starts with a login's
+	// environment, none of the server's). By default none.
+	EnvFromDaemon []string
+	// Logger gets the one line that says how commands are isolated (and,
+	// without cgroups, what is missing). By default slog.Default().
+	Logger *slog.Logger
+	// LookupUser resolves Spec.User. By default the host's user database
+	// (os/user: /etc/passwd and /etc/group, or NSS with cgo).
+	LookupUser func(name string) (*Account, error)
 	// Observer, when set, is told of every command's start and end and of
 	// every refused start (observer.go). By default there is none.
 	Observer Observer
@@ -98,14 +134,58 @@ func (o *Options) setDefaults() {
 	if o.MaxArgBytes <= 0 {
 		o.MaxArgBytes = 128 << 10
 	}
+	if o.Cgroups == "" {
+		o.Cgroups = CgroupsOff
+	}
+	if o.CgroupParent == "" {
+		o.CgroupParent = "rexec"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.LookupUser == nil {
+		o.LookupUser = LookupAccount
+	}
 }
 
 // Runner starts commands within its limits. It is safe for concurrent use.
 type Runner struct {
-	opts    Options
-	slots   chan struct{}
-	environ []string
-	bufs    sync.Pool
+	opts  Options
+	slots chan struct{}
+	bufs  sync.Pool
+
+	// self is the account this process runs as: the login of commands
+	// without Spec.User. passEnv holds Options.EnvFromDaemon's entries.
+	self    *Account
+	passEnv []string
+	// canSetUID: this process may start commands as other users.
+	canSetUID bool
+
+	// cg is the cgroup layer, nil when commands run without cgroups;
+	// iso says which, and noCgroups why not.
+	cg        *cgroups
+	iso       Isolation
+	noCgroups error
+
+	owners sync.Map // Spec.Owner → *atomic.Int64: its commands running
+}
+
+// Isolation says how a Runner isolates its commands.
+type Isolation struct {
+	// Cgroups: each command runs in a cgroup of its own.
+	Cgroups bool
+	// Mode names the layout: "cgroup v2", "cgroup v2 + v1 memory,pids,cpu
+	// (hybrid)", or "process groups".
+	Mode string
+	// Dir is the runner's directory in the cgroup v2 hierarchy, under
+	// Options.CgroupParent; empty without cgroups.
+	Dir string
+	// Limits lists the cgroup limits the kernel enforces here (memory,
+	// pids, cpu); rlimits (nofile, fsize) work in every mode.
+	Limits []string
+	// Missing says what is missing, for the log: why there are no
+	// cgroups, or which controllers are not available.
+	Missing string
 }
 
 // New returns a Runner with opts (zero fields take their defaults).
@@ -113,16 +193,35 @@ type Runner struct {
 // The first New (or StartGuard) of a process marks every descriptor from 3
 // up close-on-exec, so that commands inherit only stdin, stdout and stderr
 // (and their terminal), not what the server itself inherited open.
+//
+// With Options.Cgroups other than CgroupsOff, New sets up the cgroups (see
+// Isolation) and logs one line saying how commands are isolated; call
+// Close when done, which removes them.
 func New(opts Options) *Runner {
 	closeInheritedOnExec()
 	opts.setDefaults()
 	r := &Runner{
-		opts:    opts,
-		slots:   make(chan struct{}, opts.MaxConcurrent),
-		environ: os.Environ(),
+		opts:      opts,
+		slots:     make(chan struct{}, opts.MaxConcurrent),
+		self:      currentAccount(),
+		passEnv:   passThrough(opts.EnvFromDaemon),
+		canSetUID: CanSetUID(),
 	}
 	r.bufs.New = func() any { b := make([]byte, opts.ChunkSize); return &b }
+	r.setupIsolation()
 	return r
+}
+
+// Isolation says how commands are isolated.
+func (r *Runner) Isolation() Isolation { return r.iso }
+
+// Close removes the runner's cgroups (a command still running is killed).
+// Without cgroups it does nothing. Call it once the commands have ended.
+func (r *Runner) Close() error {
+	if r.cg == nil {
+		return nil
+	}
+	return r.cg.close()
 }
 
 // Options returns the options in force, defaults filled in.
@@ -180,6 +279,9 @@ const (
 	ReasonTimeout
 	ReasonCancelled
 	ReasonShutdown
+	// ReasonOOM: the kernel's OOM killer ended the command at its memory
+	// limit (Result.Message names it). SentSignal is KILL.
+	ReasonOOM
 	// ReasonDisconnected: the command's stream broke and no client came back
 	// within the reconnect grace. Numbered as the API's END_REASON_DISCONNECTED,
 	// like the others.
@@ -196,6 +298,8 @@ func (r Reason) String() string {
 		return "cancelled"
 	case ReasonShutdown:
 		return "shutdown"
+	case ReasonOOM:
+		return "oom"
 	case ReasonDisconnected:
 		return "disconnected"
 	}
@@ -248,6 +352,13 @@ type Result struct {
 	// runner stopped reading them (see OutputIncomplete): a lower bound of
 	// what was lost, for the audit log.
 	Unread int64
+	// Usage is what the command consumed.
+	Usage Usage
+	// Limits are the limits the command ran under (Spec.Limits).
+	Limits Limits
+	// Message says in words why rexec or the kernel ended the command,
+	// when that is not plain (an OOM kill names the limit); else "".
+	Message string
 }
 
 // TimedOut reports whether the command was killed for its timeout.

@@ -14,12 +14,28 @@ type Spec struct {
 	// Shell is run as `/bin/sh -c Shell`. Exactly one of Shell and Argv is set.
 	Shell string
 	// Argv is run with no shell; Argv[0], unless it holds a slash, is looked
-	// up in the PATH the command gets (Env's, else the server's).
+	// up in the PATH the command gets (Env's, else the login's default).
 	Argv []string
-	// Env entries ("KEY=VALUE") are added to the server's environment.
+	// Env entries ("KEY=VALUE") are added to the login environment the
+	// command starts with (HOME, USER, LOGNAME, SHELL, PATH, MAIL, TERM
+	// with a tty, Options.EnvFromDaemon), overriding it; nothing else of
+	// the server's environment reaches the command.
 	Env []string
-	// Dir is the working directory; empty means the server's.
+	// Dir is the working directory; empty means the user's home directory
+	// ("/" when it does not exist).
 	Dir string
+	// User runs the command as this unix user: its uid, gid and
+	// supplementary groups, its login environment, its home as the
+	// default directory. Empty means the user the server runs as (whose
+	// login environment and home the command gets all the same).
+	User string
+	// Limits are the command's resource limits; zero fields limit nothing.
+	Limits Limits
+	// Owner names who runs the command (a key id), for OwnerMax.
+	Owner string
+	// OwnerMax bounds Owner's commands running at once, beside
+	// Options.MaxConcurrent; 0 means no bound of its own.
+	OwnerMax int
 	// Timeout kills the command after this long; zero means Options.MaxTimeout.
 	Timeout time.Duration
 	// Stdin is copied to the command's stdin, then closed; nil means /dev/null,
@@ -129,6 +145,11 @@ func (o *Options) check(s *Spec) error {
 		return fieldErr("max_output_bytes", "negative")
 	case strings.IndexByte(s.Dir, 0) >= 0:
 		return fieldErr("dir", "contains a NUL byte")
+	case s.OwnerMax < 0:
+		return fieldErr("owner_max", "negative")
+	}
+	if err := s.Limits.check(); err != nil {
+		return err
 	}
 	if t := s.TTY; t != nil {
 		switch {

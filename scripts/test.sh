@@ -3,7 +3,15 @@
 #   bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n== %s\n' "$*"; }
+# step prints a section's title, and how long the one before it took (so a
+# CI log says what each part costs).
+step() {
+	local now=$SECONDS
+	[ -n "${step_name:-}" ] && printf '== %s: %ds\n' "$step_name" $((now - step_start))
+	step_name=$1 step_start=$now
+	printf '\n== %s\n' "$*"
+}
+trap '[ -n "${step_name:-}" ] && printf "== %s: %ds (total %ds)\n" "$step_name" $((SECONDS - step_start)) $SECONDS' EXIT
 
 step "tools (pinned in tools/go.mod, built into .bin/)"
 bash scripts/tools.sh

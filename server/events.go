@@ -63,5 +63,13 @@ func exitedMessage(r *runner.Result) *rexecv1.Exited {
 		StderrBytes:      uint64(r.StderrBytes),
 		SentSignal:       r.SentSignalName,
 		SentSignalNumber: int32(r.SentSignal),
+		Usage: &rexecv1.Usage{
+			UserCpu:         durationpb.New(r.Usage.UserCPU),
+			SystemCpu:       durationpb.New(r.Usage.SystemCPU),
+			PeakMemoryBytes: uint64(max(r.Usage.PeakMemory, 0)),
+			PeakProcesses:   uint64(max(r.Usage.PeakProcesses, 0)),
+			Cgroup:          r.Usage.Cgroup,
+		},
+		Message: r.Message,
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/keyspec"
 	"github.com/rexec/rexec/runner"
 )
 
@@ -17,6 +18,9 @@ type execService struct {
 
 func (e *execService) Run(req *rexecv1.RunRequest, stream rexecv1.ExecService_RunServer) error {
 	spec, err := specFromRequest(req)
+	if err == nil {
+		err = keyspec.Apply(&spec, interceptors.KeyFromContext(stream.Context()), req.GetLimits())
+	}
 	if err != nil {
 		return toStatus(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
+	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/keyspec"
 	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/runner"
 )
@@ -49,6 +51,9 @@ func (e *execService) Session(stream rexecv1.ExecService_SessionServer) error {
 		return toStatus(&runner.FieldError{Field: messageName(first), Problem: "sent before start: the first message of a session must be start"})
 	}
 	spec, err := specFromSession(start)
+	if err == nil {
+		err = keyspec.Apply(&spec, interceptors.KeyFromContext(stream.Context()), start.GetCommand().GetLimits())
+	}
 	if err != nil {
 		return toStatus(err)
 	}

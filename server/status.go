@@ -27,6 +27,8 @@ func toStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, "rexec: "+fe.Error())
 	case errors.As(err, &fe):
 		return status.Error(codes.InvalidArgument, "rexec: invalid request: "+fe.Error())
+	case errors.Is(err, runner.ErrTooManyForOwner):
+		return status.Error(codes.ResourceExhausted, "rexec: "+err.Error()+" (the key's max= in the server's key file): retry later")
 	case errors.Is(err, runner.ErrTooManyCommands):
 		return status.Error(codes.ResourceExhausted, "rexec: "+err.Error()+" (the server's --max-concurrent): retry later")
 	case errors.Is(err, runner.ErrShutdown):

@@ -23,6 +23,8 @@ func TestToStatus(t *testing.T) {
 		{&runner.FieldError{Field: "env", Problem: "x"}, codes.InvalidArgument},
 		{fmt.Errorf("wrapped: %w", &runner.FieldError{Field: "dir", Precondition: true}), codes.FailedPrecondition},
 		{fmt.Errorf("%w: 64 of 64", runner.ErrTooManyCommands), codes.ResourceExhausted},
+		{fmt.Errorf("%w: key \"ci\" runs 2 of its max=2", runner.ErrTooManyForOwner), codes.ResourceExhausted},
+		{&runner.FieldError{Field: "limits.memory_bytes", Problem: "no cgroups", Precondition: true}, codes.FailedPrecondition},
 		{runner.ErrShutdown, codes.Unavailable},
 		{context.Canceled, codes.Canceled},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},

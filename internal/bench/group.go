@@ -42,6 +42,7 @@ func Groups() []Group {
 		fleet1000Group,
 		durableGroup,
 		soakGroup,
+		isolationGroup,
 	}
 }
 

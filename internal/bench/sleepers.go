@@ -27,46 +27,9 @@ func sleeperRows(ctx context.Context, e *Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := e.StartDaemon(ctx, "--max-concurrent", fmt.Sprint(cfg.Sleepers+64))
+	wall, hwm, bad, err := remoteSleepers(ctx, e, cfg.Sleepers, false, "--max-concurrent", fmt.Sprint(cfg.Sleepers+64))
 	if err != nil {
 		return nil, err
-	}
-	c, err := d.Client()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if _, err := c.Echo(ctx, "warm", false); err != nil {
-		return nil, err
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		bad  int
-		ferr error
-	)
-	start := time.Now()
-	for i := range cfg.Sleepers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var out bytes.Buffer
-			ex, err := c.Run(ctx, &rexecv1.RunRequest{Shell: fmt.Sprintf("sleep 1; echo %d", i)}, &out, io.Discard)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				ferr = err
-				bad++
-			} else if ex.GetExitCode() != 0 || out.String() != fmt.Sprintf("%d\n", i) {
-				bad++
-			}
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	_, hwm, _ := Memory(d.Pid())
-	if ferr != nil {
-		return nil, fmt.Errorf("%d of %d failed, e.g. %w", bad, cfg.Sleepers, ferr)
 	}
 	return []Row{
 		{Name: fmt.Sprintf("local os/exec, the same %d commands (baseline)", cfg.Sleepers), Value: fmt.Sprintf("%.2f s", localWall.Seconds()), Ratio: "1.00×"},
@@ -75,6 +38,55 @@ func sleeperRows(ctx context.Context, e *Env) ([]Row, error) {
 			Goal:  "≤ 3 s, all exact", Met: goal(wall <= 3*time.Second && bad == 0)},
 		{Name: "server peak RSS (VmHWM)", Value: mib(hwm), Goal: "≤ 256 MiB", Met: goal(hwm <= 256<<20)},
 	}, nil
+}
+
+// remoteSleepers starts a rexecd with flags and runs n `sleep 1; echo i`
+// on it at once over one connection. It returns the wall time, the
+// server's peak RSS and how many ended wrong: not exit 0 with their own
+// output, or (inCgroup) without a cgroup's usage.
+func remoteSleepers(ctx context.Context, e *Env, n int, inCgroup bool, flags ...string) (wall time.Duration, hwm int64, bad int, err error) {
+	d, err := e.StartDaemon(ctx, flags...)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	c, err := d.Client()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer c.Close()
+	if _, err := c.Echo(ctx, "warm", false); err != nil {
+		return 0, 0, 0, err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ferr error
+	)
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out bytes.Buffer
+			ex, err := c.Run(ctx, &rexecv1.RunRequest{Shell: fmt.Sprintf("sleep 1; echo %d", i)}, &out, io.Discard)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				ferr = err
+				bad++
+			case ex.GetExitCode() != 0 || out.String() != fmt.Sprintf("%d\n", i) || inCgroup && !ex.GetUsage().GetCgroup():
+				bad++
+			}
+		}()
+	}
+	wg.Wait()
+	wall = time.Since(start)
+	_, hwm, _ = Memory(d.Pid())
+	if ferr != nil {
+		return 0, 0, bad, fmt.Errorf("%d of %d failed, e.g. %w", bad, n, ferr)
+	}
+	return wall, hwm, bad, nil
 }
 
 // localSleepers starts n `sleep 1; echo i` commands at once with os/exec

@@ -49,12 +49,22 @@ func TestScripts(t *testing.T) {
 			e.Setenv("REXEC_ADDR", "")
 			e.Setenv("REXEC_KEY_FILE", "")
 			e.Setenv("REXEC_RAW_ADDR", "")
+			e.Setenv("LANG", "")
 			return nil
 		},
+		// [bashcompletion]: the package rexec's bash completion needs.
+		// [cgroups]: root with a cgroup v2 hierarchy. [alice]: the test
+		// user testenv.Alice exists, made here if need be (root, useradd).
 		Condition: func(cond string) (bool, error) {
-			if cond == "bashcompletion" { // the package rexec's bash completion needs
+			switch cond {
+			case "bashcompletion":
 				_, err := os.Stat("/usr/share/bash-completion/bash_completion")
 				return err == nil, nil
+			case "cgroups":
+				return testenv.CgroupsHere() == "", nil
+			case "alice":
+				_, skip, err := testenv.MakeAlice()
+				return skip == "" && err == nil, err
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 )
 
@@ -68,7 +67,7 @@ func (c *command) ls(o lsOpts, args []string) int {
 	}
 	printed := false
 	for _, a := range args {
-		ents, err := listAll(ctx, cl.Files(), remotePath(a))
+		ents, err := client.List(ctx, cl.Files(), remotePath(a))
 		if err != nil {
 			if !fails.add(a, err) {
 				break
@@ -91,26 +90,6 @@ func (c *command) ls(o lsOpts, args []string) int {
 		}
 	}
 	return fails.status()
-}
-
-// listAll reads every page of a listing, sorted by name.
-func listAll(ctx context.Context, fsc rexecv1.FileServiceClient, path string) ([]*rexecv1.FileInfo, error) {
-	st, err := fsc.List(ctx, &rexecv1.ListRequest{Path: path})
-	if err != nil {
-		return nil, err
-	}
-	var out []*rexecv1.FileInfo
-	for {
-		m, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			slices.SortFunc(out, func(a, b *rexecv1.FileInfo) int { return strings.Compare(a.GetName(), b.GetName()) })
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m.GetEntries()...)
-	}
 }
 
 // printLong writes entries as ls -l does: numbers right-aligned in

@@ -82,6 +82,8 @@ func stateText(ex *rexecv1.Execution, now time.Time) string {
 		return "shutdown (" + e.GetSentSignal() + ")"
 	case rexecv1.EndReason_END_REASON_DISCONNECTED:
 		return "disconnected (" + e.GetSentSignal() + ")"
+	case rexecv1.EndReason_END_REASON_OOM:
+		return "oom (" + e.GetSentSignal() + ")"
 	}
 	if e.GetSignal() != "" {
 		return "killed (" + e.GetSignal() + ")"

@@ -100,6 +100,8 @@ type command struct {
 	g   *globals
 	env Env
 	key *interceptors.Key
+	// usage: run --usage, print the command's usage on stderr at the end.
+	usage bool
 	// cl is the gRPC client once dialed; versions records the server's
 	// version from its response headers (version.go).
 	cl       *client.Client
@@ -196,6 +198,9 @@ func signalContext() (context.Context, func() syscall.Signal, func()) {
 func (c *command) report(e *rexecv1.Exited) int {
 	for _, n := range client.ExitNotes(e) {
 		fmt.Fprintln(c.env.Stderr, n)
+	}
+	if c.usage {
+		fmt.Fprintln(c.env.Stderr, usageLine(e))
 	}
 	return client.ExitStatus(e)
 }

@@ -23,6 +23,8 @@ type runOpts struct {
 	maxOut  uint64
 	raw     bool
 	env     envList
+	limits  limitList
+	usage   bool // --usage: print what the command used on stderr
 	stdin   bool // -i: stream stdin (the default; for -it)
 	detach  bool // -d: start it detached and print its id
 	so      sessionOpts
@@ -67,6 +69,7 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
   cat big.bin | rexec run -- sha256sum        # stdin streams
   rexec run -it -- bash                       # an interactive shell on a terminal
   rexec run -n -- make -C /srv/app            # no stdin, as ssh -n: for scripts and loops
+  rexec run --limit memory=512M --usage -- make   # at most 512 MiB; what it used, on stderr
   id=$(rexec run -d -- ./long-job.sh)         # detached: prints its execution id
   rexec logs -f "$id"; rexec wait "$id"       # follow its output; exit with its status
   rexec -H node[01-20] run -- uptime          # on 20 targets, 64 at a time, each line prefixed
@@ -78,6 +81,9 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
 			if o.detach && (o.so.tty || o.stdin || o.raw) {
 				return cliflag.Usagef(cmd, "-d runs the command detached, with stdin /dev/null and over gRPC: drop -t, -i and --raw (rexec attach ID takes it up later)")
 			}
+			if o.detach && o.usage {
+				return cliflag.Usagef(cmd, "-d returns once the command has started, before it has used anything: drop --usage, and ask rexec wait --usage ID")
+			}
 			return exitWith(c.run(&o, args))
 		},
 	}
@@ -87,7 +93,9 @@ highest; a summary ends on stderr, and --failed-file lists the targets that did 
 	f.StringVar(&o.dir, "dir", "", "working directory on the server")
 	f.Uint64Var(&o.maxOut, "max-output", 0, "forward at most this many output bytes; the rest is counted (default: the server's maximum)")
 	f.BoolVar(&o.raw, "raw", false, "use the raw socket transport (--raw-addr) instead of gRPC")
-	f.Var(&o.env, "env", "KEY=VALUE for the command's environment (repeatable)")
+	f.Var(&o.env, "env", "KEY=VALUE for the command's environment (repeatable); LANG and LC_* are sent as ssh's SendEnv does")
+	f.Var(&o.limits, "limit", "a resource limit, NAME=VALUE as in the key file: memory=512M, pids=N, cpu=1.5, nofile=N, fsize=1G (repeatable; at most the key's)")
+	f.BoolVar(&o.usage, "usage", false, "print what the command used (CPU time, peak memory, peak processes) on stderr at the end")
 	f.BoolVarP(&o.so.tty, "tty", "t", false, "run the command on a pseudo-terminal (Ctrl-C and every key go to it)")
 	f.BoolVarP(&o.so.noStdin, "no-stdin", "n", false, "do not read stdin: the command reads EOF (as ssh -n)")
 	f.BoolVarP(&o.stdin, "stdin", "i", false, "stream stdin to the command (the default; -it as with docker and kubectl)")
@@ -101,7 +109,8 @@ func (c *command) run(o *runOpts, args []string) int {
 	if len(args) == 0 {
 		return c.fail(errors.New("run: no command given: rexec run -- CMD [ARG...]"))
 	}
-	req := &rexecv1.RunRequest{Env: o.env, Dir: o.dir, MaxOutputBytes: o.maxOut}
+	c.usage = o.usage
+	req := &rexecv1.RunRequest{Env: append(localeEnv(c.env.Getenv), o.env...), Dir: o.dir, MaxOutputBytes: o.maxOut, Limits: o.limits.proto()}
 	if len(args) == 1 {
 		req.Shell = args[0]
 	} else {

@@ -148,7 +148,7 @@ func (c *command) shell(timeout time.Duration) int {
 			}
 			return n
 		}
-		req := &rexecv1.RunRequest{Shell: line}
+		req := &rexecv1.RunRequest{Shell: line, Env: localeEnv(c.env.Getenv)}
 		if timeout != 0 {
 			req.Timeout = durationpb.New(timeout)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/rexec/rexec/internal/version"
 	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock/rawserver"
+	"github.com/rexec/rexec/runner"
 )
 
 // Exit statuses of rexecd.
@@ -71,6 +73,7 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
   rexecd --listen 127.0.0.1:0 --addr-file addr            # a free port, written to ./addr
   rexecd --metrics-listen 127.0.0.1:9464                  # Prometheus metrics at http://127.0.0.1:9464/metrics
   rexecd --otlp-endpoint http://127.0.0.1:4317            # a trace span per call, to an OTLP collector
+  sudo rexecd --require-user --cgroups require            # every key has user=; every command a cgroup
   rexecd --state-dir /var/lib/rexec --retain 24h          # keep ended executions' journals a day
   rexecd --reconnect-grace 0                              # a broken connection kills its command at once`,
 		Version:       version.String(),
@@ -143,6 +146,50 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics over HTTP at this address's /metrics, e.g. 127.0.0.1:9464 (default: off)")
 	fs.StringVar(&cfg.MetricsAddrFile, "metrics-addr-file", "", "write the metrics listener's bound address to this file")
 	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "export a trace span per call to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (default: off)")
+	cfg.Runner.Cgroups = runner.CgroupsAuto
+	fs.Var(cgroupMode{&cfg.Runner.Cgroups}, "cgroups", "a cgroup per command: auto (where rexecd may create them; else process groups, logged), off, or require (refuse to start without)")
+	fs.StringVar(&cfg.Runner.CgroupParent, "cgroup-parent", "rexec", "the cgroup the commands' cgroups go under, created if needed: absolute (/rexec), or relative to rexecd's own cgroup")
+	fs.Var(nameList{&cfg.Runner.EnvFromDaemon}, "env-from-daemon", "NAME[,NAME...]: variables of rexecd's environment every command gets too (commands start with a login's environment, none of rexecd's)")
+	fs.BoolVar(&cfg.RequireUser, "require-user", false, "refuse a key file in which a key that may run commands (exec, session) has no user=")
+}
+
+// cgroupMode is --cgroups.
+type cgroupMode struct{ m *runner.CgroupMode }
+
+func (c cgroupMode) String() string {
+	if c.m == nil {
+		return ""
+	}
+	return string(*c.m)
+}
+func (c cgroupMode) Type() string { return "auto|off|require" }
+func (c cgroupMode) Set(v string) error {
+	switch m := runner.CgroupMode(v); m {
+	case runner.CgroupsAuto, runner.CgroupsOff, runner.CgroupsRequire:
+		*c.m = m
+		return nil
+	}
+	return fmt.Errorf("%q: want auto, off or require", v)
+}
+
+// nameList is --env-from-daemon: comma-separated variable names, repeatable.
+type nameList struct{ names *[]string }
+
+func (n nameList) String() string {
+	if n.names == nil {
+		return ""
+	}
+	return strings.Join(*n.names, ",")
+}
+func (n nameList) Type() string { return "NAME[,NAME...]" }
+func (n nameList) Set(v string) error {
+	for _, name := range strings.Split(v, ",") {
+		if name == "" || strings.ContainsAny(name, "= \x00") {
+			return fmt.Errorf("%q is not a variable name", name)
+		}
+		*n.names = append(*n.names, name)
+	}
+	return nil
 }
 
 // checkJournalFlags refuses journal bounds that cannot work, and turns a

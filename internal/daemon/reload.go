@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
@@ -18,6 +20,13 @@ type reloader struct {
 	ring    *interceptors.KeyRing
 	tls     *tlsconfig.Reloadable // nil without TLS
 	log     *slog.Logger
+	// requireUser refuses a key file with a key that may run commands but
+	// has no user= (--require-user).
+	requireUser bool
+	// euid is rexecd's effective user id, canSetUID whether it may run a
+	// command as another user (root, or CAP_SETUID and CAP_SETGID).
+	euid      int
+	canSetUID bool
 }
 
 // started logs, once serving begins, what reload would check.
@@ -36,6 +45,9 @@ func (r *reloader) reload() {
 
 func (r *reloader) reloadKeys() {
 	keys, err := interceptors.LoadKeyFile(r.keyPath)
+	if err == nil {
+		err = r.refuse(keys)
+	}
 	if err != nil {
 		r.log.Error("key reload failed; keeping the old keys", "err", err)
 		return
@@ -45,9 +57,33 @@ func (r *reloader) reloadKeys() {
 	r.checkKeys(keys)
 }
 
+// runsCommands reports whether k may run commands (exec or session).
+func runsCommands(k *interceptors.Key) bool {
+	return k.Allows(interceptors.ScopeExec) || k.Allows(interceptors.ScopeSession)
+}
+
+// refuse says why keys may not be served: with --require-user, a key that
+// may run commands has no user=.
+func (r *reloader) refuse(keys []*interceptors.Key) error {
+	if !r.requireUser {
+		return nil
+	}
+	var ids []string
+	for _, k := range keys {
+		if runsCommands(k) && k.User == "" {
+			ids = append(ids, k.ID)
+		}
+	}
+	if len(ids) > 0 {
+		return fmt.Errorf("key file %s: keys %s may run commands (exec or session) but have no user= (--require-user): give each a user=NAME to run as",
+			r.keyPath, strings.Join(ids, ", "))
+	}
+	return nil
+}
+
 // checkKeys warns about keys that can never be used with this
-// configuration, or do less than their line may suggest, at start and on
-// every reload.
+// configuration, or run commands with more rights than their line says, at
+// start and on every reload.
 func (r *reloader) checkKeys(keys []*interceptors.Key) {
 	for _, k := range keys {
 		if k.Root != "" && (k.Allows(interceptors.ScopeExec) || k.Allows(interceptors.ScopeSession)) {
@@ -59,6 +95,22 @@ func (r *reloader) checkKeys(keys []*interceptors.Key) {
 				r.log.Warn("key's root= is not a directory: its file calls fail until it is", "key_id", k.ID, "root", k.Root)
 			}
 		}
+	}
+	var asRoot []string
+	for _, k := range keys {
+		switch {
+		case k.User == "" && runsCommands(k) && r.euid == 0:
+			asRoot = append(asRoot, k.ID)
+		case k.User != "" && !k.UserExists():
+			r.log.Warn("key's user= names no user of this host: its commands fail until the user exists", "key_id", k.ID, "user", k.User)
+		case k.User != "" && !r.canSetUID:
+			r.log.Warn("key has user= but rexecd may not change users (it needs root, or CAP_SETUID and CAP_SETGID): its commands fail",
+				"key_id", k.ID, "user", k.User)
+		}
+	}
+	if len(asRoot) > 0 {
+		r.log.Warn("rexecd runs as root and these keys may run commands but have no user=: their commands run as root, as a root key in authorized_keys does (give each user=NAME, or start rexecd with --require-user)",
+			"keys", strings.Join(asRoot, ","))
 	}
 	if r.tls != nil && r.tls.MutualTLS() {
 		return

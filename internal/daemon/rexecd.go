@@ -44,6 +44,9 @@ type DaemonConfig struct {
 	// RawIdleTimeout closes a raw connection that runs no command for this
 	// long; 0 never does.
 	RawIdleTimeout time.Duration
+	// RequireUser refuses a key file with a key that may run commands but
+	// has no user= (--require-user).
+	RequireUser bool
 	// Files configures the file service (--state-dir, --partial-ttl,
 	// --upload-checkpoint).
 	Files files.Config
@@ -144,7 +147,11 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log}
+	reload := &reloader{keyPath: keyPath, ring: ring, tls: certs, log: log, requireUser: cfg.RequireUser,
+		euid: os.Geteuid(), canSetUID: runner.CanSetUID()}
+	if err := reload.refuse(keys); err != nil {
+		return err
+	}
 	reload.started(keys)
 	obs, err := startObservability(context.Background(), cfg)
 	if err != nil {
@@ -160,7 +167,12 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		defer guard.Close()
 		cfg.Runner.Guard = guard
 	}
+	cfg.Runner.Logger = log
 	run := runner.New(cfg.Runner)
+	defer run.Close()
+	if iso := run.Isolation(); cfg.Runner.Cgroups == runner.CgroupsRequire && !iso.Cgroups {
+		return fmt.Errorf("--cgroups require: commands cannot have cgroups here: %s", iso.Missing)
+	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -67,7 +68,12 @@ type stalledRun struct {
 
 func startStalledGRPC(t *testing.T, srv *testenv.Server, timeout time.Duration) stalledRun {
 	t.Helper()
-	c := srv.Client(t, nil)
+	// The smallest window gRPC allows (64 KiB; the client's default is 8
+	// MiB): the server's send blocks once about 0.4 MB is in flight.
+	// With 8 MiB, a run that moved less than that before its timeout (4-7.6
+	// MB under load, with -race) never blocked: the client's transport
+	// took all of it, and nothing was left to be output_incomplete.
+	c := srv.Client(t, nil, client.WithWindow(64<<10))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "exec yes", Timeout: durationpb.New(timeout)})
@@ -94,6 +100,15 @@ func startStalledGRPC(t *testing.T, srv *testenv.Server, timeout time.Duration) 
 func startStalledRawBadFrame(t *testing.T, srv *testenv.Server, _ time.Duration) stalledRun {
 	t.Helper()
 	run, nc := startStalledRawConn(t, srv, time.Hour)
+	// Stalled first: by the time `yes` blocks on its full pipe, the
+	// server's writes to this client, which reads nothing, have mostly
+	// filled the socket buffers and block, holding the connection's write
+	// lock (the case in which the bad frame's answer hung and `yes` lived
+	// on: 2 of 3 runs before the fix; at once, 1 in about 100).
+	waitFor(t, "`yes` to block on its full pipe", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", run.pid))
+		return strings.HasSuffix(string(b), "pipe_write")
+	})
 	if err := rawsock.WriteFrame(nc, rawsock.TypeExit, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +168,13 @@ func startStalledRawConn(t *testing.T, srv *testenv.Server, timeout time.Duratio
 func TestStalledClientCannotHoldCommand(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: runner.Options{MaxConcurrent: 1}})
-	const timeout = time.Second
+	// The timeout runs from the request, before the fork: on a loaded
+	// machine (-race) the fork and exec alone took 0.95 s of a 1 s timeout,
+	// which then passed before `yes` had written anything, and with nothing
+	// read nothing was left to be output_incomplete. 5 s leaves `yes` the
+	// time to stall the client first (about 0.4 MB over gRPC, 4.4 MB over
+	// raw, where the kernel's socket buffers take the rest).
+	const timeout = 5 * time.Second
 	for _, tc := range []struct {
 		name  string
 		start func(*testing.T, *testenv.Server, time.Duration) stalledRun
@@ -229,7 +250,10 @@ const trapTerm = `trap "exit 0" TERM; sleep 5 & wait`
 // signal and exited 0 by itself: over both transports, and from the real CLI.
 func TestRexecEndedExitStatus(t *testing.T) {
 	t.Parallel()
-	srv := testenv.StartServer(t, testenv.Options{Raw: true})
+	// A kill grace far above the trap's time to run: with the tests' 500 ms,
+	// a loaded machine (load 15-20) sometimes had not run the trap when
+	// KILL came, and the status was 137, the KILL's, which is right then.
+	srv := testenv.StartServer(t, testenv.Options{Raw: true, Runner: runner.Options{KillGrace: 10 * time.Second}})
 	for _, tr := range transports(t, srv) {
 		ex, err := tr.run(context.Background(), &rexecv1.RunRequest{Shell: trapTerm, Timeout: durationpb.New(time.Second)}, io.Discard, io.Discard)
 		if err != nil {
@@ -260,47 +284,30 @@ func TestRexecEndedExitStatus(t *testing.T) {
 }
 
 // startRexecd starts the real rexecd binary on loopback with a fresh key,
-// the given extra files (fd 3 on) and flags, and returns its address, key,
-// log, and a function that waits for it to exit (bounded).
-func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *interceptors.Key, *testenv.SyncBuffer, *exec.Cmd, <-chan error) {
+// the given extra files (fd 3 on) and flags, and returns its address, its
+// key and the process.
+func startRexecd(t *testing.T, extra []*os.File, flags ...string) (string, *interceptors.Key, *rexecdProc) {
 	t.Helper()
-	bin := binaries(t)
-	dir := t.TempDir()
 	key, err := interceptors.GenerateKey("test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRexecdKey(t, extra, key, flags...)
+}
+
+// startRexecdKey is startRexecd with key (its options too) as the key file's
+// one key.
+func startRexecdKey(t *testing.T, extra []*os.File, key *interceptors.Key, flags ...string) (string, *interceptors.Key, *rexecdProc) {
+	t.Helper()
+	dir := t.TempDir()
 	keyFile, addrFile := filepath.Join(dir, "keys"), filepath.Join(dir, "addr")
 	writeKeys(t, keyFile, 0o600, key.Line())
-	log := &testenv.SyncBuffer{}
 	args := []string{"--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile}
 	if !slices.Contains(flags, "--state-dir") {
 		args = append(args, "--state-dir", filepath.Join(dir, "state")) // each rexecd its own journal
 	}
-	cmd := exec.Command(filepath.Join(bin, "rexecd"), append(args, flags...)...)
-	cmd.Stderr = log
-	cmd.ExtraFiles = extra
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("rexecd log:\n%s", log.String())
-		}
-	})
-	var addr string
-	waitFor(t, "rexecd's --addr-file", func() bool {
-		b, _ := os.ReadFile(addrFile)
-		addr = strings.TrimSpace(string(b))
-		return addr != ""
-	})
-	return addr, key, log, cmd, exited
+	d := spawnRexecd(t, filepath.Join(binaries(t), "rexecd"), extra, append(args, flags...)...)
+	return readAddrFile(t, addrFile), key, d
 }
 
 // TestCommandsInheritOnlyStdio: a descriptor that rexecd itself inherited
@@ -315,7 +322,7 @@ func TestCommandsInheritOnlyStdio(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	addr, key, _, _, _ := startRexecd(t, []*os.File{f}) // fd 3 in rexecd
+	addr, key, _ := startRexecd(t, []*os.File{f}) // fd 3 in rexecd
 	c, err := client.New(addr, client.WithKey(key))
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +354,8 @@ func TestCommandsInheritOnlyStdio(t *testing.T) {
 // and rexecd exited without the line.
 func TestForcedShutdownAuditsTheEnd(t *testing.T) {
 	t.Parallel()
-	addr, key, log, cmd, exited := startRexecd(t, nil, "--shutdown-grace", "500ms", "--kill-grace", "500ms", "--drain-grace", "500ms")
+	addr, key, d := startRexecd(t, nil, "--shutdown-grace", "500ms", "--kill-grace", "500ms", "--drain-grace", "500ms")
+	log := d.log
 	c, err := client.New(addr, client.WithKey(key))
 	if err != nil {
 		t.Fatal(err)
@@ -356,14 +364,8 @@ func TestForcedShutdownAuditsTheEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, pid := testenv.StartRun(t, ctx, c.Exec(), &rexecv1.RunRequest{Shell: "exec yes"})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("rexecd did not exit within 30 s of SIGTERM")
-	}
+	d.signal(t, syscall.SIGTERM)
+	d.wait(t, 30*time.Second)
 	if !gone(pid, 10*time.Second) {
 		syscall.Kill(-pid, syscall.SIGKILL)
 		t.Errorf("`yes` (pid %d) outlived rexecd", pid)

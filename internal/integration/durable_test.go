@@ -30,17 +30,16 @@ type cliEnv struct {
 	addr    string
 	keyFile string
 	log     *testenv.SyncBuffer
-	daemon  *exec.Cmd
-	exited  <-chan error
+	daemon  *rexecdProc
 }
 
 // startCLIEnv starts rexecd with flags and writes a key file for rexec.
 func startCLIEnv(t *testing.T, flags ...string) *cliEnv {
 	t.Helper()
-	addr, key, log, cmd, exited := startRexecd(t, nil, flags...)
+	addr, key, d := startRexecd(t, nil, flags...)
 	keyFile := filepath.Join(t.TempDir(), "keys")
 	writeKeys(t, keyFile, 0o600, key.Line())
-	return &cliEnv{t: t, addr: addr, keyFile: keyFile, log: log, daemon: cmd, exited: exited}
+	return &cliEnv{t: t, addr: addr, keyFile: keyFile, log: d.log, daemon: d}
 }
 
 // rexec runs the rexec binary and returns its stdout, stderr and status.
@@ -201,10 +200,8 @@ func TestRestartKeepsJournals(t *testing.T) {
 	id, _, _ := e.rexec("run", "-d", "--", "echo started; sleep 300")
 	id = strings.TrimSpace(id)
 	waitFor(t, "its output", func() bool { out, _, _ := e.rexec("logs", id); return out == "started\n" })
-	if err := e.daemon.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-e.exited
+	e.daemon.signal(t, syscall.SIGKILL)
+	e.daemon.wait(t, 20*time.Second)
 
 	e2 := startCLIEnv(t, "--state-dir", state, "--shutdown-grace", "200ms", "--kill-grace", "200ms")
 	out, _, _ := e2.rexec("ps", "-a")
@@ -222,16 +219,9 @@ func TestRestartKeepsJournals(t *testing.T) {
 	id2, _, _ := e2.rexec("run", "-d", "--", "echo second; sleep 300")
 	id2 = strings.TrimSpace(id2)
 	waitFor(t, "its output", func() bool { out, _, _ := e2.rexec("logs", id2); return out == "second\n" })
-	if err := e2.daemon.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-e2.exited:
-		if err != nil {
-			t.Fatalf("rexecd after SIGTERM: %v\n%s", err, e2.log.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("rexecd did not stop")
+	e2.daemon.signal(t, syscall.SIGTERM)
+	if err := e2.daemon.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("rexecd after SIGTERM: %v", err)
 	}
 	e3 := startCLIEnv(t, "--state-dir", state)
 	out, _, _ = e3.rexec("ps", "-a")

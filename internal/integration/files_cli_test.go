@@ -34,10 +34,10 @@ type cliFiles struct {
 	c               *client.Client // the same key, to look at the server's side
 }
 
-func startCLIFiles(t *testing.T) *cliFiles {
+// writeFilesKey writes a key file of one key with the files and
+// files-write scopes, rooted at root, and returns the key and the file.
+func writeFilesKey(t *testing.T, root string) (*interceptors.Key, string) {
 	t.Helper()
-	bin := binaries(t)
-	root := t.TempDir()
 	k, err := interceptors.GenerateKey("drop", interceptors.ScopeFiles, interceptors.ScopeFilesWrite)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +47,14 @@ func startCLIFiles(t *testing.T) *cliFiles {
 	if err := os.WriteFile(keys, []byte(k.Line()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return k, keys
+}
+
+func startCLIFiles(t *testing.T) *cliFiles {
+	t.Helper()
+	bin := binaries(t)
+	root := t.TempDir()
+	k, keys := writeFilesKey(t, root)
 	d, err := bench.StartDaemon(context.Background(), bin, "--keys", keys)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rexec/rexec/client"
-	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/bench"
 )
 
@@ -27,15 +26,7 @@ func TestUploadResumesAcrossRexecdRestart(t *testing.T) {
 	t.Parallel()
 	bin := binaries(t)
 	root := t.TempDir()
-	k, err := interceptors.GenerateKey("drop", interceptors.ScopeFiles, interceptors.ScopeFilesWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Root = root
-	keys := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(keys, []byte(k.Line()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	k, keys := writeFilesKey(t, root)
 	data := make([]byte, 48<<20)
 	rand.Read(data)
 	src := filepath.Join(t.TempDir(), "src")

@@ -43,8 +43,10 @@ func fleetDaemons(t *testing.T, keyFile string, roles ...string) map[string]stri
 			dir := t.TempDir()
 			addrFile := filepath.Join(dir, "addr")
 			log := &testenv.SyncBuffer{}
+			// Commands start with a login's environment, none of rexecd's:
+			// --env-from-daemon passes the role on purpose.
 			cmd := exec.Command(filepath.Join(bin, "rexecd"), "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile,
-				"--kill-grace", "500ms", "--shutdown-grace", "1s", "--state-dir", filepath.Join(dir, "state"))
+				"--kill-grace", "500ms", "--shutdown-grace", "1s", "--env-from-daemon", "FLEET_ROLE", "--state-dir", filepath.Join(dir, "state"))
 			cmd.Env = append(os.Environ(), "FLEET_ROLE="+role)
 			cmd.Stderr = log
 			cmd.WaitDelay = 5 * time.Second

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,7 +14,6 @@ import (
 
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/rawsock"
 )
 
@@ -36,33 +34,10 @@ func TestRawKeyReloadSIGHUP(t *testing.T) {
 	writeKeys(t, keyFile, 0o600, kept.Line(), removed.Line(), narrowed.Line())
 	addrFile, rawAddrFile := filepath.Join(dir, "addr"), filepath.Join(dir, "rawaddr")
 
-	var log testenv.SyncBuffer
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--state-dir", t.TempDir(),
+	d := spawnRexecd(t, bin, nil, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--state-dir", t.TempDir(),
 		"--raw-listen", "127.0.0.1:0", "--raw-addr-file", rawAddrFile, "--raw-idle-timeout", "1s", "--shutdown-grace", "5s")
-	cmd.Stderr = &log
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("rexecd log:\n%s", log.String())
-		}
-	})
-	var rawAddr string
-	waitFor(t, "rexecd's --raw-addr-file", func() bool {
-		b, _ := os.ReadFile(rawAddrFile)
-		rawAddr = strings.TrimSpace(string(b))
-		return rawAddr != ""
-	})
+	cmd, log := d.cmd, d.log
+	rawAddr := readAddrFile(t, rawAddrFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dial := func(k *interceptors.Key) *rawsock.Client {

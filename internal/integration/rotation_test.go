@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,7 +17,6 @@ import (
 	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/internal/testenv"
 )
 
 // buildRexecd builds the real rexecd binary into a temporary directory.
@@ -71,33 +69,9 @@ func TestKeyRotationSIGHUP(t *testing.T) {
 	writeKeys(t, keyFile, 0o600, oldKey.Line())
 	addrFile := filepath.Join(dir, "addr")
 
-	var log testenv.SyncBuffer
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--shutdown-grace", "5s", "--state-dir", t.TempDir())
-	cmd.Stderr = &log
-	cmd.WaitDelay = 5 * time.Second // bound Wait if a child holds stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	exited := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("rexecd log:\n%s", log.String())
-		}
-	})
-	var addr string
-	waitFor(t, "rexecd's --addr-file", func() bool {
-		b, _ := os.ReadFile(addrFile)
-		addr = strings.TrimSpace(string(b))
-		return addr != ""
-	})
+	d := spawnRexecd(t, bin, nil, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--shutdown-grace", "5s", "--state-dir", t.TempDir())
+	cmd, log := d.cmd, d.log
+	addr := readAddrFile(t, addrFile)
 	dial := func(k *interceptors.Key) *client.Client {
 		c, err := client.New(addr, client.WithKey(k))
 		if err != nil {
@@ -193,16 +167,9 @@ func TestKeyRotationSIGHUP(t *testing.T) {
 		t.Errorf("running call: exit %d, output %q", exit.GetExitCode(), out.String())
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Errorf("rexecd exit: %v, want status 0", waitErr)
-		}
-	case <-ctx.Done():
-		t.Fatal("rexecd did not stop on SIGTERM")
+	d.signal(t, syscall.SIGTERM)
+	if err := d.wait(t, 30*time.Second); err != nil {
+		t.Errorf("rexecd exit: %v, want status 0", err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,7 +22,6 @@ import (
 	"github.com/rexec/rexec/client"
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
-	"github.com/rexec/rexec/internal/testenv"
 	"github.com/rexec/rexec/internal/tlsconfig"
 )
 
@@ -49,34 +47,10 @@ func TestTLSReloadSIGHUP(t *testing.T) {
 	writeKeys(t, keyFile, 0o600, key.Line())
 	addrFile := filepath.Join(dir, "addr")
 
-	var log testenv.SyncBuffer
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--state-dir", t.TempDir(),
+	d := spawnRexecd(t, bin, nil, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--keys", keyFile, "--state-dir", t.TempDir(),
 		"--tls-cert", f.ServerCert, "--tls-key", f.ServerKey, "--tls-client-ca", clientCA, "--shutdown-grace", "2s")
-	cmd.Stderr = &log
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("rexecd log:\n%s", log.String())
-		}
-	})
-	var addr string
-	waitFor(t, "rexecd's --addr-file", func() bool {
-		b, _ := os.ReadFile(addrFile)
-		addr = strings.TrimSpace(string(b))
-		return addr != ""
-	})
+	cmd, log := d.cmd, d.log
+	addr := readAddrFile(t, addrFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -91,7 +91,8 @@ func TestRexecdName(t *testing.T) {
 		{[]string{"--name", "rexec.lb.test:443"}, codes.OK},
 		{nil, codes.Unauthenticated},
 	} {
-		addr, key, log, _, _ := startRexecd(t, nil, c.flags...)
+		addr, key, d := startRexecd(t, nil, c.flags...)
+		log := d.log
 		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("rexec.lb.test:443"))
 		if err != nil {
 			t.Fatal(err)

@@ -58,7 +58,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"transport"}),
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rexec_commands_ended_total",
-			Help: "Commands ended, by why they ended (exited, timeout, cancelled, shutdown) and their exit status class " +
+			Help: "Commands ended, by why they ended (exited, timeout, cancelled, shutdown, oom) and their exit status class " +
 				"(success, failure, not_executable, not_found, signal).",
 		}, []string{"transport", "reason", "exit_class"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -56,9 +56,9 @@ type Options struct {
 	// several servers can share one key).
 	Keys []*interceptors.Key
 	// Env (KEY=VALUE entries) is added to the environment of this server's
-	// commands, so that in-process servers of one test can differ: a
-	// runner takes the process's environment when it is made, and
-	// StartServer sets these around that moment only.
+	// commands, so that in-process servers of one test can differ: the
+	// runner passes them on (Options.EnvFromDaemon), reading them when it
+	// is made, and StartServer sets them around that moment only.
 	Env []string
 	// Journal configures the server's journal (Dir defaults to a temporary
 	// directory, ReconnectGrace to 5s); NoJournal serves without one, as
@@ -75,6 +75,10 @@ var envMu sync.Mutex
 func newRunner(o runner.Options, env []string) *runner.Runner {
 	if len(env) == 0 {
 		return runner.New(o)
+	}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		o.EnvFromDaemon = append(o.EnvFromDaemon, k)
 	}
 	envMu.Lock()
 	defer envMu.Unlock()
@@ -131,6 +135,7 @@ func StartServer(t testing.TB, o Options) *Server {
 		o.Runner.DrainGrace = 500 * time.Millisecond
 	}
 	o.Runner.Audit = log.With("log", "audit")
+	o.Runner.Logger = log
 	ring := interceptors.NewKeyRing(keys)
 	cfg := o.Server
 	if cfg.Files == nil {
@@ -143,6 +148,12 @@ func StartServer(t testing.TB, o Options) *Server {
 		cfg.Files.Logger = log
 	}
 	cfg.Runner = newRunner(o.Runner, o.Env)
+	// First registered, so run last: after both transports have stopped.
+	t.Cleanup(func() {
+		if err := cfg.Runner.Close(); err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 	cfg.Verifier = interceptors.NewVerifier(ring, o.Verifier)
 	cfg.Logger = log
 	if !o.NoJournal {

@@ -13,12 +13,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -470,7 +468,7 @@ func validName(n string) bool {
 }
 
 func (cp *copier) walkRemote(rdir string, root *os.Root, ldir string) {
-	ents, err := cp.list(rdir)
+	ents, err := client.List(cp.ctx, cp.fsc, rdir)
 	if err != nil {
 		cp.fail(":"+rdir, err)
 		return
@@ -512,26 +510,6 @@ func (cp *copier) walkRemote(rdir string, root *os.Root, ldir string) {
 		default:
 			cp.fail(":"+rp, errors.New("is not a regular file, directory or symlink: skipped"))
 		}
-	}
-}
-
-// list reads every page of a remote directory, sorted by name.
-func (cp *copier) list(dir string) ([]*rexecv1.FileInfo, error) {
-	st, err := cp.fsc.List(cp.ctx, &rexecv1.ListRequest{Path: dir})
-	if err != nil {
-		return nil, err
-	}
-	var out []*rexecv1.FileInfo
-	for {
-		m, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			slices.SortFunc(out, func(a, b *rexecv1.FileInfo) int { return strings.Compare(a.GetName(), b.GetName()) })
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m.GetEntries()...)
 	}
 }
 

@@ -46,6 +46,10 @@ func (e errIdle) Error() string {
 // was not reading it (a command's stdin was full).
 var errClientGone = errors.New("the client closed the connection")
 
+// errConnEnding is a pump's frame refused because the connection is being
+// failed (conn.fail): its error frame is the last one.
+var errConnEnding = errors.New("the connection is being closed after an error")
+
 // errorFrame is the one place where runner and transport errors become error
 // frames: the raw twin of the gRPC server's toStatus.
 func errorFrame(err error) *rawsock.Error {
@@ -69,6 +73,8 @@ func errorFrame(err error) *rawsock.Error {
 		return &rawsock.Error{Code: rawsock.CodeUnauthenticated, Message: revoked.Error()}
 	case errors.As(err, &idle):
 		return &rawsock.Error{Code: rawsock.CodeUnavailable, Message: idle.Error()}
+	case errors.Is(err, runner.ErrTooManyForOwner):
+		return &rawsock.Error{Code: rawsock.CodeResourceExhausted, Message: err.Error() + " (the key's max= in the server's key file): retry later"}
 	case errors.Is(err, runner.ErrTooManyCommands):
 		return &rawsock.Error{Code: rawsock.CodeResourceExhausted, Message: err.Error() + " (the server's --max-concurrent): retry later"}
 	case errors.Is(err, runner.ErrShutdown):

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/rawsock"
@@ -53,11 +54,13 @@ func FuzzCommand(f *testing.F) {
 		`{"shell":"echo hi"}`, `{"argv":["tr","a-z","A-Z"],"timeout_ms":5000,"stdin":true}`,
 		`{"SHELL":"x"}`, `{"shell":"a","shell":"b"}`, `{"shell":"x"} junk`, `{"shell":"\ud800"}`,
 		"{\"argv\":[\"\xff\"]}", `{"timeout_ms":-1}`, `{"env":["A=1"],"dir":"/","max_output":7}`, `null`, ``,
+		`{"shell":"x","limits":{"memory_bytes":67108864,"pids":10,"milli_cpu":500,"nofile":64,"fsize_bytes":1024}}`,
+		`{"shell":"x","limits":{"MEMORY_BYTES":1}}`, `{"shell":"x","limits":{"pids":-1}}`, `{"shell":"x","limits":[]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		spec, _, err := decodeCommand(payload)
+		spec, limits, err := decodeCommand(payload)
 		if err != nil {
 			var fe *runner.FieldError
 			if !errors.As(err, &fe) || strings.Contains(err.Error(), "\n") {
@@ -75,15 +78,15 @@ func FuzzCommand(f *testing.F) {
 			t.Fatalf("accepted a negative timeout %v", spec.Timeout)
 		}
 		again, err := json.Marshal(rawsock.Command{Shell: spec.Shell, Argv: spec.Argv, Env: spec.Env, Dir: spec.Dir,
-			TimeoutMS: spec.Timeout.Milliseconds(), MaxOutput: spec.MaxOutput, Stdin: spec.OpenStdin})
+			TimeoutMS: spec.Timeout.Milliseconds(), MaxOutput: spec.MaxOutput, Stdin: spec.OpenStdin, Limits: rawsock.LimitsOf(limits)})
 		if err != nil {
 			t.Fatalf("encode an accepted command: %v", err)
 		}
-		spec2, _, err := decodeCommand(again)
+		spec2, limits2, err := decodeCommand(again)
 		if err != nil {
 			t.Fatalf("decode(encode(%q)) = %v", payload, err)
 		}
-		if !sameSpec(spec, spec2) {
+		if !sameSpec(spec, spec2) || !proto.Equal(limits, limits2) {
 			t.Fatalf("decode(encode(x)) != x:\n%+v\n%+v", spec, spec2)
 		}
 	})

@@ -12,18 +12,20 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
 )
 
 // commandFields are the command object's field names, for error messages.
-const commandFields = "shell, argv, env, dir, timeout_ms, max_output, stdin"
+const commandFields = "shell, argv, env, dir, timeout_ms, max_output, stdin, limits (memory_bytes, pids, milli_cpu, nofile, fsize_bytes)"
 
 // maxTimeoutMS is the largest timeout_ms a time.Duration holds.
 const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
 
-// decodeCommand parses a command payload into a runner spec; the runner
-// checks the spec against its limits.
+// decodeCommand parses a command payload into a runner spec, and the
+// limits it asks for (nil for none), which the server checks against its
+// key's; the runner checks the spec against its own limits.
 //
 // The parse is strict, where encoding/json is lenient in four ways that
 // each let a client believe a command was understood when it was not:
@@ -34,26 +36,26 @@ const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
 // (encoding/json silently turns both into U+FFFD, so a command would act on
 // another file name than the one sent). go-json-experiment/json, the
 // package encoding/json/v2 comes from, does all four by default.
-func decodeCommand(payload []byte) (runner.Spec, bool, error) {
+func decodeCommand(payload []byte) (runner.Spec, *rexecv1.Limits, error) {
 	var c rawsock.Command
 	if b := bytes.TrimLeft(payload, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return runner.Spec{}, false, &runner.FieldError{Field: "command", Problem: "not a JSON object: send {\"shell\": ...} or {\"argv\": [...]}"}
+		return runner.Spec{}, nil, &runner.FieldError{Field: "command", Problem: "not a JSON object: send {\"shell\": ...} or {\"argv\": [...]}"}
 	}
 	if err := json.Unmarshal(payload, &c, json.RejectUnknownMembers(true)); err != nil {
-		return runner.Spec{}, false, commandError(err)
+		return runner.Spec{}, nil, commandError(err)
 	}
 	switch {
 	case c.TimeoutMS < 0:
-		return runner.Spec{}, false, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("negative (%d): give a number of milliseconds, or 0 for the server's maximum", c.TimeoutMS)}
+		return runner.Spec{}, nil, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("negative (%d): give a number of milliseconds, or 0 for the server's maximum", c.TimeoutMS)}
 	case c.TimeoutMS > maxTimeoutMS:
-		return runner.Spec{}, false, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("%d is too large (at most %d)", c.TimeoutMS, maxTimeoutMS)}
+		return runner.Spec{}, nil, &runner.FieldError{Field: "timeout_ms", Problem: fmt.Sprintf("%d is too large (at most %d)", c.TimeoutMS, maxTimeoutMS)}
 	}
 	return runner.Spec{
 		Shell: c.Shell, Argv: c.Argv, Env: c.Env, Dir: c.Dir,
 		Timeout:   time.Duration(c.TimeoutMS) * time.Millisecond,
 		MaxOutput: c.MaxOutput,
 		OpenStdin: c.Stdin,
-	}, c.Stdin, nil
+	}, c.Limits.Proto(), nil
 }
 
 // commandError turns a JSON decoding error into one naming the field that is
@@ -71,6 +73,10 @@ func commandError(err error) *runner.FieldError {
 		switch sem.GoType.String() {
 		case "int64":
 			want = "an integer"
+		case "uint64":
+			want = "an integer of at least 0"
+		case "*rawsock.CommandLimits":
+			want = "an object"
 		case "[]string":
 			want = "an array of strings"
 		}
@@ -122,11 +128,16 @@ func fieldOf(p jsontext.Pointer) string {
 //
 //	int32 exit code (-1 when a signal killed it) | uint8 signal | uint8 reason |
 //	uint8 flags | uint64 duration ns | uint64 dropped | uint64 stdout bytes | uint64 stderr bytes |
-//	uint8 signal rexec sent to end it
+//	uint8 signal rexec sent to end it |
+//	uint64 user CPU ns | uint64 system CPU ns | uint64 peak memory bytes | uint64 peak processes |
+//	uint64 memory limit bytes
 func appendExit(dst []byte, r *runner.Result) []byte {
 	var flags byte
 	if r.OutputIncomplete {
 		flags |= rawsock.ExitOutputIncomplete
+	}
+	if r.Usage.Cgroup {
+		flags |= rawsock.ExitUsageCgroup
 	}
 	be := binary.BigEndian
 	dst = be.AppendUint32(dst, uint32(int32(r.ExitCode)))
@@ -135,5 +146,10 @@ func appendExit(dst []byte, r *runner.Result) []byte {
 	dst = be.AppendUint64(dst, uint64(r.Dropped))
 	dst = be.AppendUint64(dst, uint64(r.StdoutBytes))
 	dst = be.AppendUint64(dst, uint64(r.StderrBytes))
-	return append(dst, byte(r.SentSignal))
+	dst = append(dst, byte(r.SentSignal))
+	dst = be.AppendUint64(dst, uint64(r.Usage.UserCPU))
+	dst = be.AppendUint64(dst, uint64(r.Usage.SystemCPU))
+	dst = be.AppendUint64(dst, uint64(max(r.Usage.PeakMemory, 0)))
+	dst = be.AppendUint64(dst, uint64(max(r.Usage.PeakProcesses, 0)))
+	return be.AppendUint64(dst, uint64(max(r.Limits.Memory, 0)))
 }

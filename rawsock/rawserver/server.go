@@ -12,10 +12,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rexec/rexec/interceptors"
+	"github.com/rexec/rexec/internal/keyspec"
 	"github.com/rexec/rexec/journal"
 	"github.com/rexec/rexec/rawsock"
 	"github.com/rexec/rexec/runner"
@@ -221,7 +223,8 @@ type conn struct {
 	pend *pending          // its entry in the handshake table
 	key  *interceptors.Key // as the handshake proved it; see liveKey
 
-	wmu sync.Mutex // frames are written by the reader and by the command's pump
+	wmu    sync.Mutex  // frames are written by the reader and by the command's pump
+	ending atomic.Bool // the connection is being failed: the pump writes no more frames
 
 	mu       sync.Mutex
 	proc     command // the running command, or nil once it has exited
@@ -281,18 +284,37 @@ func (c *conn) serve() {
 		switch {
 		case errors.Is(err, rawsock.ErrFrameTooLarge) || errors.Is(err, rawsock.ErrEmptyFrame) || errors.Is(err, rawsock.ErrUnknownType) || errors.As(err, &proto):
 			c.s.cfg.Logger.Warn("raw connection closed: protocol error", "peer", c.peer, "err", err)
-			_ = c.writeError(err)
+			c.fail(cancel, err)
 		case errors.As(err, &revoked):
 			c.s.cfg.Logger.Warn("raw connection closed: its key was removed or changed by a reload", "peer", c.peer, "key_id", c.key.ID)
-			_ = c.writeError(err)
+			c.fail(cancel, err)
 		case errors.As(err, &idle):
 			c.s.cfg.Logger.Info("raw connection closed: idle", "peer", c.peer, "key_id", c.key.ID, "after", idle.after)
-			_ = c.writeError(err)
+			c.fail(cancel, err)
 		case errors.Is(err, errClientGone):
 			c.s.cfg.Logger.Debug("raw connection closed by the client while its command's stdin was full", "peer", c.peer)
 		}
 		return
 	}
+}
+
+// errorFrameTimeout bounds the write of the error frame that ends a
+// connection: a client that reads nothing does not get it, and does not
+// hold the connection either.
+const errorFrameTimeout = 2 * time.Second
+
+// fail ends the connection for err. Its command is cancelled first, at
+// once: the command's pump may be blocked writing to a client that reads
+// nothing, holding the write lock that the error frame needs. Then the error
+// frame is written as the connection's last frame (the pump writes none
+// after it: ending), within errorFrameTimeout: the write deadline also fails
+// a pump write blocked on such a client, which frees the lock. The caller
+// closes the connection.
+func (c *conn) fail(cancel context.CancelCauseFunc, err error) {
+	c.ending.Store(true)
+	cancel(err)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(errorFrameTimeout))
+	_ = c.writeError(err)
 }
 
 // armIdle starts the idle timer when no command runs, and stops it when one
@@ -433,7 +455,10 @@ func (c *conn) start(ctx context.Context, payload []byte) error {
 	if !key.Allows(interceptors.ScopeExec) {
 		return errNoScope{key.ID, interceptors.ScopeExec}
 	}
-	spec, _, err := decodeCommand(payload)
+	spec, limits, err := decodeCommand(payload)
+	if err == nil {
+		err = keyspec.Apply(&spec, key, limits)
+	}
 	if err != nil {
 		return err
 	}
@@ -543,6 +568,17 @@ func (c *conn) writeError(err error) error {
 	return c.write(rawsock.TypeError, errorFrame(err).Payload())
 }
 
+// writeEvent writes a frame of the command's pump, unless the connection is
+// being failed: its error frame is the last one.
+func (c *conn) writeEvent(t rawsock.Type, parts ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.ending.Load() {
+		return errConnEnding
+	}
+	return rawsock.WriteFrame(c.nc, t, parts...)
+}
+
 // frameSink adapts runner events to frames.
 type frameSink struct {
 	c   *conn
@@ -551,7 +587,7 @@ type frameSink struct {
 
 func (s *frameSink) Started(id string, pid int) error {
 	b := binary.BigEndian.AppendUint32(s.buf[:0], uint32(pid))
-	return s.c.write(rawsock.TypeStarted, b, []byte(id))
+	return s.c.writeEvent(rawsock.TypeStarted, b, []byte(id))
 }
 
 func (s *frameSink) Output(st runner.Stream, seq uint64, data []byte) error {
@@ -559,7 +595,7 @@ func (s *frameSink) Output(st runner.Stream, seq uint64, data []byte) error {
 	if st == runner.Stderr {
 		t = rawsock.TypeStderr
 	}
-	return s.c.write(t, binary.BigEndian.AppendUint64(s.buf[:0], seq), data)
+	return s.c.writeEvent(t, binary.BigEndian.AppendUint64(s.buf[:0], seq), data)
 }
 
 func (s *frameSink) Exited(r *runner.Result) error {
@@ -568,5 +604,5 @@ func (s *frameSink) Exited(r *runner.Result) error {
 	s.c.mu.Lock()
 	s.c.proc = nil
 	s.c.mu.Unlock()
-	return s.c.write(rawsock.TypeExit, appendExit(s.buf[:0], r))
+	return s.c.writeEvent(rawsock.TypeExit, appendExit(s.buf[:0], r))
 }

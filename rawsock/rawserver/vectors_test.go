@@ -35,6 +35,9 @@ func vectors() []vector {
 	exit7 := appendExit(nil, &runner.Result{ExitCode: 7, Reason: runner.ReasonExited, Duration: 4500 * time.Microsecond, StdoutBytes: 3, StderrBytes: 4})
 	exitTerm := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 15, Reason: runner.ReasonTimeout, Duration: 2 * time.Second, SentSignal: 15})
 	exitTrapped := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, Duration: 1 * time.Second, SentSignal: 15})
+	exitOOM := appendExit(nil, &runner.Result{ExitCode: -1, Signal: 9, Reason: runner.ReasonOOM, Duration: 300 * time.Millisecond, SentSignal: 9,
+		Usage:  runner.Usage{UserCPU: 120 * time.Millisecond, SystemCPU: 80 * time.Millisecond, PeakMemory: 64 << 20, PeakProcesses: 3, Cgroup: true},
+		Limits: runner.Limits{Memory: 64 << 20}})
 	return []vector{
 		{"server hello", append([]byte{rawsock.Version}, challenge[:]...)},
 		{"status ok", []byte{rawsock.StatusOK}},
@@ -45,6 +48,7 @@ func vectors() []vector {
 		{"exit 7", frame(rawsock.TypeExit, exit7)},
 		{"exit by signal", frame(rawsock.TypeExit, exitTerm)},
 		{"exit after TERM", frame(rawsock.TypeExit, exitTrapped)},
+		{"exit by OOM", frame(rawsock.TypeExit, exitOOM)},
 		{"error", frame(rawsock.TypeError, (&rawsock.Error{Code: rawsock.CodeFailedPrecondition, Message: `dir: "/nope": no such directory on the server`}).Payload())},
 	}
 }
@@ -106,22 +110,26 @@ func TestVectorHandshake(t *testing.T) {
 }
 
 // TestExitRecordVersions: a reader takes the first version's 39-byte record
-// (no sent signal) and a longer one from a newer server (bytes past the
-// fields it knows are ignored); a shorter one is an error.
+// (no sent signal), the second's 40 bytes (no usage) and a longer one from a
+// newer server (bytes past the fields it knows are ignored); a shorter one
+// is an error.
 func TestExitRecordVersions(t *testing.T) {
-	rec := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, SentSignal: 9, StderrBytes: 5})
-	if len(rec) != rawsock.ExitLen || rawsock.ExitLen != 40 {
-		t.Fatalf("record of %d bytes, ExitLen %d, want 40", len(rec), rawsock.ExitLen)
+	rec := appendExit(nil, &runner.Result{ExitCode: 0, Reason: runner.ReasonTimeout, SentSignal: 9, StderrBytes: 5,
+		Usage: runner.Usage{UserCPU: time.Second, PeakProcesses: 2}})
+	if len(rec) != rawsock.ExitLen || rawsock.ExitLen != 80 {
+		t.Fatalf("record of %d bytes, ExitLen %d, want 80", len(rec), rawsock.ExitLen)
 	}
 	for _, tc := range []struct {
 		name   string
 		p      []byte
 		sent   int32
 		status int
+		usage  bool
 	}{
-		{"v1, 39 bytes", rec[:39], 0, 0},
-		{"this version", rec, 9, 137},
-		{"a newer one", append(append([]byte{}, rec...), 1, 2, 3), 9, 137},
+		{"v1, 39 bytes", rec[:39], 0, 0, false},
+		{"v2, 40 bytes", rec[:40], 9, 137, false},
+		{"this version", rec, 9, 137, true},
+		{"a newer one", append(append([]byte{}, rec...), 1, 2, 3), 9, 137, true},
 	} {
 		e, err := rawsock.DecodeExit(tc.p)
 		if err != nil {
@@ -134,9 +142,22 @@ func TestExitRecordVersions(t *testing.T) {
 		if e.GetSentSignalNumber() != tc.sent || status != tc.status || e.GetStderrBytes() != 5 {
 			t.Errorf("%s: %v, want sent signal %d, status %d", tc.name, e, tc.sent, tc.status)
 		}
+		if got := e.GetUsage().GetUserCpu().AsDuration() == time.Second && e.GetUsage().GetPeakProcesses() == 2; got != tc.usage {
+			t.Errorf("%s: usage %v, want it decoded: %v", tc.name, e.GetUsage(), tc.usage)
+		}
 	}
 	if _, err := rawsock.DecodeExit(rec[:38]); err == nil {
 		t.Error("a 38-byte exit record decoded")
+	}
+}
+
+// TestOOMMessageAsTheServerSaysIt: the raw client words an OOM end as the
+// gRPC server does (rawsock cannot import the runner, so it has its own).
+func TestOOMMessageAsTheServerSaysIt(t *testing.T) {
+	for _, limit := range []int64{0, 1 << 20, 16 << 20, 1536 << 20, 1 << 30, 3<<40 + 5, 100 << 20} {
+		if got, want := rawsock.OOMMessage(limit), runner.OOMMessage(limit); got != want {
+			t.Errorf("limit %d: raw %q, gRPC %q", limit, got, want)
+		}
 	}
 }
 

@@ -111,6 +111,9 @@ const (
 	// A RESUMABLE command's stream broke and no client attached again within
 	// the server's reconnect grace.
 	EndReason_END_REASON_DISCONNECTED EndReason = 16
+	// The kernel's OOM killer ended the command at its memory limit
+	// (Exited.message names it); sent_signal is KILL, a shell's status 137.
+	EndReason_END_REASON_OOM EndReason = 5
 )
 
 // Enum value maps for EndReason.
@@ -122,6 +125,7 @@ var (
 		3:  "END_REASON_CANCELLED",
 		4:  "END_REASON_SHUTDOWN",
 		16: "END_REASON_DISCONNECTED",
+		5:  "END_REASON_OOM",
 	}
 	EndReason_value = map[string]int32{
 		"END_REASON_UNSPECIFIED":  0,
@@ -130,6 +134,7 @@ var (
 		"END_REASON_CANCELLED":    3,
 		"END_REASON_SHUTDOWN":     4,
 		"END_REASON_DISCONNECTED": 16,
+		"END_REASON_OOM":          5,
 	}
 )
 
@@ -235,10 +240,15 @@ type RunRequest struct {
 	Shell string `protobuf:"bytes,1,opt,name=shell,proto3" json:"shell,omitempty"`
 	// An exact argument vector, run with no shell; argv[0] is looked up in PATH.
 	Argv []string `protobuf:"bytes,2,rep,name=argv,proto3" json:"argv,omitempty"`
-	// Extra environment entries, each "KEY=VALUE"; they override the server's
-	// own environment, which the command otherwise inherits.
+	// Extra environment entries, each "KEY=VALUE". A command starts with a
+	// login's environment (HOME, USER, LOGNAME, SHELL, PATH, MAIL, TERM with a
+	// tty, and what `rexecd --env-from-daemon` names), never the server's own;
+	// these entries are added to it and override it. The rexec CLI sends its
+	// LANG and LC_* here, as ssh's SendEnv does.
 	Env []string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
-	// Working directory; empty means the server's working directory.
+	// Working directory; empty means the home directory of the user the
+	// command runs as (its key's user=, else rexecd's), or "/" when that does
+	// not exist.
 	Dir string `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`
 	// Kill the command's process group after this long; unset or zero means the
 	// server's maximum (see `rexecd --max-timeout`).
@@ -250,6 +260,9 @@ type RunRequest struct {
 	// the rest is read, dropped and counted in Exited.dropped_bytes. Zero means
 	// the server's maximum.
 	MaxOutputBytes uint64 `protobuf:"varint,7,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
+	// Resource limits for this command, each at most its key's (a request over
+	// a key's limit is InvalidArgument). Unset fields take the key's.
+	Limits *Limits `protobuf:"bytes,8,opt,name=limits,proto3" json:"limits,omitempty"`
 	// How long the command lives relative to its call; unset means CALL (a
 	// disconnect kills it). The server says in Started which lifetime it gave:
 	// one that keeps no journal (`rexecd --journal-max 0`) gives CALL for
@@ -340,11 +353,107 @@ func (x *RunRequest) GetMaxOutputBytes() uint64 {
 	return 0
 }
 
+func (x *RunRequest) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 func (x *RunRequest) GetLifetime() Lifetime {
 	if x != nil {
 		return x.Lifetime
 	}
 	return Lifetime_LIFETIME_UNSPECIFIED
+}
+
+// Limits bound what one command may use. Zero means no limit of the request's
+// own (the key's, if it has one). Memory, pids and CPU are the limits of the
+// command's cgroup, which hold every process it starts; a server that runs
+// commands without cgroups refuses them (FailedPrecondition). nofile and
+// fsize are rlimits of each of its processes.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Memory in bytes (cgroup memory.max), no swap beyond it. Past it the
+	// kernel's OOM killer ends the command: Exited.reason is OOM.
+	MemoryBytes uint64 `protobuf:"varint,1,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Processes and threads at once (cgroup pids.max): past it, fork fails
+	// inside the command.
+	Pids uint64 `protobuf:"varint,2,opt,name=pids,proto3" json:"pids,omitempty"`
+	// CPU bandwidth in thousandths of a CPU (cgroup cpu.max): 1500 is 1.5 CPUs.
+	MilliCpu uint64 `protobuf:"varint,3,opt,name=milli_cpu,json=milliCpu,proto3" json:"milli_cpu,omitempty"`
+	// Open files per process (RLIMIT_NOFILE, soft and hard).
+	Nofile uint64 `protobuf:"varint,4,opt,name=nofile,proto3" json:"nofile,omitempty"`
+	// Largest file a process may write, in bytes (RLIMIT_FSIZE, soft and hard;
+	// applied in 512-byte blocks).
+	FsizeBytes    uint64 `protobuf:"varint,5,opt,name=fsize_bytes,json=fsizeBytes,proto3" json:"fsize_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Limits) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetPids() uint64 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
+func (x *Limits) GetMilliCpu() uint64 {
+	if x != nil {
+		return x.MilliCpu
+	}
+	return 0
+}
+
+func (x *Limits) GetNofile() uint64 {
+	if x != nil {
+		return x.Nofile
+	}
+	return 0
+}
+
+func (x *Limits) GetFsizeBytes() uint64 {
+	if x != nil {
+		return x.FsizeBytes
+	}
+	return 0
 }
 
 // RunResponse carries one event of a Run.
@@ -357,7 +466,7 @@ type RunResponse struct {
 
 func (x *RunResponse) Reset() {
 	*x = RunResponse{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[1]
+	mi := &file_rexec_v1_exec_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +478,7 @@ func (x *RunResponse) String() string {
 func (*RunResponse) ProtoMessage() {}
 
 func (x *RunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[1]
+	mi := &file_rexec_v1_exec_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +491,7 @@ func (x *RunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResponse.ProtoReflect.Descriptor instead.
 func (*RunResponse) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{1}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RunResponse) GetEvent() *Event {
@@ -408,7 +517,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[2]
+	mi := &file_rexec_v1_exec_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +529,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[2]
+	mi := &file_rexec_v1_exec_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +542,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{2}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -530,7 +639,7 @@ type Started struct {
 
 func (x *Started) Reset() {
 	*x = Started{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[3]
+	mi := &file_rexec_v1_exec_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +651,7 @@ func (x *Started) String() string {
 func (*Started) ProtoMessage() {}
 
 func (x *Started) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[3]
+	mi := &file_rexec_v1_exec_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +664,7 @@ func (x *Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Started.ProtoReflect.Descriptor instead.
 func (*Started) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{3}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Started) GetExecutionId() string {
@@ -606,7 +715,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[4]
+	mi := &file_rexec_v1_exec_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +727,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[4]
+	mi := &file_rexec_v1_exec_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +740,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{4}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Output) GetSeq() uint64 {
@@ -681,13 +790,18 @@ type Exited struct {
 	SentSignal string `protobuf:"bytes,11,opt,name=sent_signal,json=sentSignal,proto3" json:"sent_signal,omitempty"`
 	// The number of that signal on the server's host (Linux numbering), or 0.
 	SentSignalNumber int32 `protobuf:"varint,12,opt,name=sent_signal_number,json=sentSignalNumber,proto3" json:"sent_signal_number,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// What the command consumed, as the server's kernel counted it.
+	Usage *Usage `protobuf:"bytes,13,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Why rexec or the kernel ended the command, in words, when `reason` alone
+	// does not say it all (an OOM kill names the memory limit); else empty.
+	Message       string `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Exited) Reset() {
 	*x = Exited{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[5]
+	mi := &file_rexec_v1_exec_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +813,7 @@ func (x *Exited) String() string {
 func (*Exited) ProtoMessage() {}
 
 func (x *Exited) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[5]
+	mi := &file_rexec_v1_exec_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +826,7 @@ func (x *Exited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exited.ProtoReflect.Descriptor instead.
 func (*Exited) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{5}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Exited) GetExitCode() int32 {
@@ -799,6 +913,106 @@ func (x *Exited) GetSentSignalNumber() int32 {
 	return 0
 }
 
+func (x *Exited) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Exited) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Usage is what a command consumed: what `time -v` reports, for the whole
+// command.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CPU time in user mode and in the kernel.
+	UserCpu   *durationpb.Duration `protobuf:"bytes,1,opt,name=user_cpu,json=userCpu,proto3" json:"user_cpu,omitempty"`
+	SystemCpu *durationpb.Duration `protobuf:"bytes,2,opt,name=system_cpu,json=systemCpu,proto3" json:"system_cpu,omitempty"`
+	// The most memory in use at once, in bytes: the command's cgroup's
+	// (memory.peak, page cache included); without a cgroup the largest
+	// resident set of one of its processes, or 0 when the server cannot tell.
+	PeakMemoryBytes uint64 `protobuf:"varint,3,opt,name=peak_memory_bytes,json=peakMemoryBytes,proto3" json:"peak_memory_bytes,omitempty"`
+	// The most processes (and threads) at once (pids.peak); 0 without a cgroup.
+	PeakProcesses uint64 `protobuf:"varint,4,opt,name=peak_processes,json=peakProcesses,proto3" json:"peak_processes,omitempty"`
+	// True when the figures are the command's cgroup's, every process it
+	// started counted; false when they are its first process's rusage, with
+	// the descendants it waited for.
+	Cgroup        bool `protobuf:"varint,5,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Usage) GetUserCpu() *durationpb.Duration {
+	if x != nil {
+		return x.UserCpu
+	}
+	return nil
+}
+
+func (x *Usage) GetSystemCpu() *durationpb.Duration {
+	if x != nil {
+		return x.SystemCpu
+	}
+	return nil
+}
+
+func (x *Usage) GetPeakMemoryBytes() uint64 {
+	if x != nil {
+		return x.PeakMemoryBytes
+	}
+	return 0
+}
+
+func (x *Usage) GetPeakProcesses() uint64 {
+	if x != nil {
+		return x.PeakProcesses
+	}
+	return 0
+}
+
+func (x *Usage) GetCgroup() bool {
+	if x != nil {
+		return x.Cgroup
+	}
+	return false
+}
+
 // SessionRequest is one message from the client in a Session.
 type SessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -818,7 +1032,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[6]
+	mi := &file_rexec_v1_exec_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1044,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[6]
+	mi := &file_rexec_v1_exec_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1057,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{6}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionRequest) GetMsg() isSessionRequest_Msg {
@@ -983,7 +1197,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	mi := &file_rexec_v1_exec_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1209,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[7]
+	mi := &file_rexec_v1_exec_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1222,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{7}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1027,7 +1241,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[8]
+	mi := &file_rexec_v1_exec_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1253,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[8]
+	mi := &file_rexec_v1_exec_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1266,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{8}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{10}
 }
 
 // SessionStart starts a Session's command.
@@ -1069,7 +1283,7 @@ type SessionStart struct {
 
 func (x *SessionStart) Reset() {
 	*x = SessionStart{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	mi := &file_rexec_v1_exec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1295,7 @@ func (x *SessionStart) String() string {
 func (*SessionStart) ProtoMessage() {}
 
 func (x *SessionStart) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[9]
+	mi := &file_rexec_v1_exec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1308,7 @@ func (x *SessionStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStart.ProtoReflect.Descriptor instead.
 func (*SessionStart) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{9}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionStart) GetCommand() *RunRequest {
@@ -1123,7 +1337,7 @@ type Tty struct {
 
 func (x *Tty) Reset() {
 	*x = Tty{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	mi := &file_rexec_v1_exec_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1349,7 @@ func (x *Tty) String() string {
 func (*Tty) ProtoMessage() {}
 
 func (x *Tty) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[10]
+	mi := &file_rexec_v1_exec_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1362,7 @@ func (x *Tty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tty.ProtoReflect.Descriptor instead.
 func (*Tty) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{10}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Tty) GetSize() *WindowSize {
@@ -1176,7 +1390,7 @@ type WindowSize struct {
 
 func (x *WindowSize) Reset() {
 	*x = WindowSize{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[11]
+	mi := &file_rexec_v1_exec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1402,7 @@ func (x *WindowSize) String() string {
 func (*WindowSize) ProtoMessage() {}
 
 func (x *WindowSize) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[11]
+	mi := &file_rexec_v1_exec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1415,7 @@ func (x *WindowSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowSize.ProtoReflect.Descriptor instead.
 func (*WindowSize) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{11}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WindowSize) GetRows() uint32 {
@@ -1227,7 +1441,7 @@ type CloseStdin struct {
 
 func (x *CloseStdin) Reset() {
 	*x = CloseStdin{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[12]
+	mi := &file_rexec_v1_exec_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1453,7 @@ func (x *CloseStdin) String() string {
 func (*CloseStdin) ProtoMessage() {}
 
 func (x *CloseStdin) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[12]
+	mi := &file_rexec_v1_exec_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1466,7 @@ func (x *CloseStdin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdin.ProtoReflect.Descriptor instead.
 func (*CloseStdin) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{12}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{14}
 }
 
 // SessionResponse carries one event of a Session; the events are Run's.
@@ -1268,7 +1482,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[13]
+	mi := &file_rexec_v1_exec_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1494,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[13]
+	mi := &file_rexec_v1_exec_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1507,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{13}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionResponse) GetEvent() *Event {
@@ -1330,7 +1544,7 @@ type StdinState struct {
 
 func (x *StdinState) Reset() {
 	*x = StdinState{}
-	mi := &file_rexec_v1_exec_proto_msgTypes[14]
+	mi := &file_rexec_v1_exec_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1556,7 @@ func (x *StdinState) String() string {
 func (*StdinState) ProtoMessage() {}
 
 func (x *StdinState) ProtoReflect() protoreflect.Message {
-	mi := &file_rexec_v1_exec_proto_msgTypes[14]
+	mi := &file_rexec_v1_exec_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1569,7 @@ func (x *StdinState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StdinState.ProtoReflect.Descriptor instead.
 func (*StdinState) Descriptor() ([]byte, []int) {
-	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{14}
+	return file_rexec_v1_exec_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StdinState) GetTaken() uint64 {
@@ -1383,7 +1597,7 @@ var File_rexec_v1_exec_proto protoreflect.FileDescriptor
 
 const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\n" +
-	"\x13rexec/v1/exec.proto\x12\brexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xff\x01\n" +
+	"\x13rexec/v1/exec.proto\x12\brexec.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa9\x02\n" +
 	"\n" +
 	"RunRequest\x12\x14\n" +
 	"\x05shell\x18\x01 \x01(\tR\x05shell\x12\x12\n" +
@@ -1392,8 +1606,16 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x03dir\x18\x04 \x01(\tR\x03dir\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05stdin\x18\x06 \x01(\fR\x05stdin\x12(\n" +
-	"\x10max_output_bytes\x18\a \x01(\x04R\x0emaxOutputBytes\x12.\n" +
-	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\"4\n" +
+	"\x10max_output_bytes\x18\a \x01(\x04R\x0emaxOutputBytes\x12(\n" +
+	"\x06limits\x18\b \x01(\v2\x10.rexec.v1.LimitsR\x06limits\x12.\n" +
+	"\blifetime\x18\x10 \x01(\x0e2\x12.rexec.v1.LifetimeR\blifetime\"\x95\x01\n" +
+	"\x06Limits\x12!\n" +
+	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x12\n" +
+	"\x04pids\x18\x02 \x01(\x04R\x04pids\x12\x1b\n" +
+	"\tmilli_cpu\x18\x03 \x01(\x04R\bmilliCpu\x12\x16\n" +
+	"\x06nofile\x18\x04 \x01(\x04R\x06nofile\x12\x1f\n" +
+	"\vfsize_bytes\x18\x05 \x01(\x04R\n" +
+	"fsizeBytes\"4\n" +
 	"\vRunResponse\x12%\n" +
 	"\x05event\x18\x01 \x01(\v2\x0f.rexec.v1.EventR\x05event\"\xc2\x01\n" +
 	"\x05Event\x12-\n" +
@@ -1411,7 +1633,7 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"ack_window\x18\x12 \x01(\x04R\tackWindow\".\n" +
 	"\x06Output\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xca\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x8b\x04\n" +
 	"\x06Exited\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12#\n" +
@@ -1426,7 +1648,16 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	" \x01(\x04R\vstderrBytes\x12\x1f\n" +
 	"\vsent_signal\x18\v \x01(\tR\n" +
 	"sentSignal\x12,\n" +
-	"\x12sent_signal_number\x18\f \x01(\x05R\x10sentSignalNumber\"\xc3\x02\n" +
+	"\x12sent_signal_number\x18\f \x01(\x05R\x10sentSignalNumber\x12%\n" +
+	"\x05usage\x18\r \x01(\v2\x0f.rexec.v1.UsageR\x05usage\x12\x18\n" +
+	"\amessage\x18\x0e \x01(\tR\amessage\"\xe2\x01\n" +
+	"\x05Usage\x124\n" +
+	"\buser_cpu\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\auserCpu\x128\n" +
+	"\n" +
+	"system_cpu\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\tsystemCpu\x12*\n" +
+	"\x11peak_memory_bytes\x18\x03 \x01(\x04R\x0fpeakMemoryBytes\x12%\n" +
+	"\x0epeak_processes\x18\x04 \x01(\x04R\rpeakProcesses\x12\x16\n" +
+	"\x06cgroup\x18\x05 \x01(\bR\x06cgroup\"\xc3\x02\n" +
 	"\x0eSessionRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.rexec.v1.SessionStartH\x00R\x05start\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x127\n" +
@@ -1464,14 +1695,15 @@ const file_rexec_v1_exec_proto_rawDesc = "" +
 	"\x14LIFETIME_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLIFETIME_CALL\x10\x01\x12\x16\n" +
 	"\x12LIFETIME_RESUMABLE\x10\x02\x12\x15\n" +
-	"\x11LIFETIME_DETACHED\x10\x03*\xa6\x01\n" +
+	"\x11LIFETIME_DETACHED\x10\x03*\xba\x01\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_EXITED\x10\x01\x12\x16\n" +
 	"\x12END_REASON_TIMEOUT\x10\x02\x12\x18\n" +
 	"\x14END_REASON_CANCELLED\x10\x03\x12\x17\n" +
 	"\x13END_REASON_SHUTDOWN\x10\x04\x12\x1b\n" +
-	"\x17END_REASON_DISCONNECTED\x10\x10*\xa7\x01\n" +
+	"\x17END_REASON_DISCONNECTED\x10\x10\x12\x12\n" +
+	"\x0eEND_REASON_OOM\x10\x05*\xa7\x01\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1503,60 +1735,66 @@ func file_rexec_v1_exec_proto_rawDescGZIP() []byte {
 }
 
 var file_rexec_v1_exec_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_rexec_v1_exec_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_rexec_v1_exec_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_rexec_v1_exec_proto_goTypes = []any{
 	(Lifetime)(0),               // 0: rexec.v1.Lifetime
 	(EndReason)(0),              // 1: rexec.v1.EndReason
 	(Signal)(0),                 // 2: rexec.v1.Signal
 	(*RunRequest)(nil),          // 3: rexec.v1.RunRequest
-	(*RunResponse)(nil),         // 4: rexec.v1.RunResponse
-	(*Event)(nil),               // 5: rexec.v1.Event
-	(*Started)(nil),             // 6: rexec.v1.Started
-	(*Output)(nil),              // 7: rexec.v1.Output
-	(*Exited)(nil),              // 8: rexec.v1.Exited
-	(*SessionRequest)(nil),      // 9: rexec.v1.SessionRequest
-	(*Ack)(nil),                 // 10: rexec.v1.Ack
-	(*Cancel)(nil),              // 11: rexec.v1.Cancel
-	(*SessionStart)(nil),        // 12: rexec.v1.SessionStart
-	(*Tty)(nil),                 // 13: rexec.v1.Tty
-	(*WindowSize)(nil),          // 14: rexec.v1.WindowSize
-	(*CloseStdin)(nil),          // 15: rexec.v1.CloseStdin
-	(*SessionResponse)(nil),     // 16: rexec.v1.SessionResponse
-	(*StdinState)(nil),          // 17: rexec.v1.StdinState
-	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
+	(*Limits)(nil),              // 4: rexec.v1.Limits
+	(*RunResponse)(nil),         // 5: rexec.v1.RunResponse
+	(*Event)(nil),               // 6: rexec.v1.Event
+	(*Started)(nil),             // 7: rexec.v1.Started
+	(*Output)(nil),              // 8: rexec.v1.Output
+	(*Exited)(nil),              // 9: rexec.v1.Exited
+	(*Usage)(nil),               // 10: rexec.v1.Usage
+	(*SessionRequest)(nil),      // 11: rexec.v1.SessionRequest
+	(*Ack)(nil),                 // 12: rexec.v1.Ack
+	(*Cancel)(nil),              // 13: rexec.v1.Cancel
+	(*SessionStart)(nil),        // 14: rexec.v1.SessionStart
+	(*Tty)(nil),                 // 15: rexec.v1.Tty
+	(*WindowSize)(nil),          // 16: rexec.v1.WindowSize
+	(*CloseStdin)(nil),          // 17: rexec.v1.CloseStdin
+	(*SessionResponse)(nil),     // 18: rexec.v1.SessionResponse
+	(*StdinState)(nil),          // 19: rexec.v1.StdinState
+	(*durationpb.Duration)(nil), // 20: google.protobuf.Duration
 }
 var file_rexec_v1_exec_proto_depIdxs = []int32{
-	18, // 0: rexec.v1.RunRequest.timeout:type_name -> google.protobuf.Duration
-	0,  // 1: rexec.v1.RunRequest.lifetime:type_name -> rexec.v1.Lifetime
-	5,  // 2: rexec.v1.RunResponse.event:type_name -> rexec.v1.Event
-	6,  // 3: rexec.v1.Event.started:type_name -> rexec.v1.Started
-	7,  // 4: rexec.v1.Event.stdout:type_name -> rexec.v1.Output
-	7,  // 5: rexec.v1.Event.stderr:type_name -> rexec.v1.Output
-	8,  // 6: rexec.v1.Event.exited:type_name -> rexec.v1.Exited
-	0,  // 7: rexec.v1.Started.lifetime:type_name -> rexec.v1.Lifetime
-	18, // 8: rexec.v1.Started.reconnect_grace:type_name -> google.protobuf.Duration
-	1,  // 9: rexec.v1.Exited.reason:type_name -> rexec.v1.EndReason
-	18, // 10: rexec.v1.Exited.duration:type_name -> google.protobuf.Duration
-	12, // 11: rexec.v1.SessionRequest.start:type_name -> rexec.v1.SessionStart
-	15, // 12: rexec.v1.SessionRequest.close_stdin:type_name -> rexec.v1.CloseStdin
-	2,  // 13: rexec.v1.SessionRequest.signal:type_name -> rexec.v1.Signal
-	14, // 14: rexec.v1.SessionRequest.resize:type_name -> rexec.v1.WindowSize
-	10, // 15: rexec.v1.SessionRequest.ack:type_name -> rexec.v1.Ack
-	11, // 16: rexec.v1.SessionRequest.cancel:type_name -> rexec.v1.Cancel
-	3,  // 17: rexec.v1.SessionStart.command:type_name -> rexec.v1.RunRequest
-	13, // 18: rexec.v1.SessionStart.tty:type_name -> rexec.v1.Tty
-	14, // 19: rexec.v1.Tty.size:type_name -> rexec.v1.WindowSize
-	5,  // 20: rexec.v1.SessionResponse.event:type_name -> rexec.v1.Event
-	17, // 21: rexec.v1.SessionResponse.stdin:type_name -> rexec.v1.StdinState
-	3,  // 22: rexec.v1.ExecService.Run:input_type -> rexec.v1.RunRequest
-	9,  // 23: rexec.v1.ExecService.Session:input_type -> rexec.v1.SessionRequest
-	4,  // 24: rexec.v1.ExecService.Run:output_type -> rexec.v1.RunResponse
-	16, // 25: rexec.v1.ExecService.Session:output_type -> rexec.v1.SessionResponse
-	24, // [24:26] is the sub-list for method output_type
-	22, // [22:24] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	20, // 0: rexec.v1.RunRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 1: rexec.v1.RunRequest.limits:type_name -> rexec.v1.Limits
+	0,  // 2: rexec.v1.RunRequest.lifetime:type_name -> rexec.v1.Lifetime
+	6,  // 3: rexec.v1.RunResponse.event:type_name -> rexec.v1.Event
+	7,  // 4: rexec.v1.Event.started:type_name -> rexec.v1.Started
+	8,  // 5: rexec.v1.Event.stdout:type_name -> rexec.v1.Output
+	8,  // 6: rexec.v1.Event.stderr:type_name -> rexec.v1.Output
+	9,  // 7: rexec.v1.Event.exited:type_name -> rexec.v1.Exited
+	0,  // 8: rexec.v1.Started.lifetime:type_name -> rexec.v1.Lifetime
+	20, // 9: rexec.v1.Started.reconnect_grace:type_name -> google.protobuf.Duration
+	1,  // 10: rexec.v1.Exited.reason:type_name -> rexec.v1.EndReason
+	20, // 11: rexec.v1.Exited.duration:type_name -> google.protobuf.Duration
+	10, // 12: rexec.v1.Exited.usage:type_name -> rexec.v1.Usage
+	20, // 13: rexec.v1.Usage.user_cpu:type_name -> google.protobuf.Duration
+	20, // 14: rexec.v1.Usage.system_cpu:type_name -> google.protobuf.Duration
+	14, // 15: rexec.v1.SessionRequest.start:type_name -> rexec.v1.SessionStart
+	17, // 16: rexec.v1.SessionRequest.close_stdin:type_name -> rexec.v1.CloseStdin
+	2,  // 17: rexec.v1.SessionRequest.signal:type_name -> rexec.v1.Signal
+	16, // 18: rexec.v1.SessionRequest.resize:type_name -> rexec.v1.WindowSize
+	12, // 19: rexec.v1.SessionRequest.ack:type_name -> rexec.v1.Ack
+	13, // 20: rexec.v1.SessionRequest.cancel:type_name -> rexec.v1.Cancel
+	3,  // 21: rexec.v1.SessionStart.command:type_name -> rexec.v1.RunRequest
+	15, // 22: rexec.v1.SessionStart.tty:type_name -> rexec.v1.Tty
+	16, // 23: rexec.v1.Tty.size:type_name -> rexec.v1.WindowSize
+	6,  // 24: rexec.v1.SessionResponse.event:type_name -> rexec.v1.Event
+	19, // 25: rexec.v1.SessionResponse.stdin:type_name -> rexec.v1.StdinState
+	3,  // 26: rexec.v1.ExecService.Run:input_type -> rexec.v1.RunRequest
+	11, // 27: rexec.v1.ExecService.Session:input_type -> rexec.v1.SessionRequest
+	5,  // 28: rexec.v1.ExecService.Run:output_type -> rexec.v1.RunResponse
+	18, // 29: rexec.v1.ExecService.Session:output_type -> rexec.v1.SessionResponse
+	28, // [28:30] is the sub-list for method output_type
+	26, // [26:28] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_rexec_v1_exec_proto_init() }
@@ -1564,13 +1802,13 @@ func file_rexec_v1_exec_proto_init() {
 	if File_rexec_v1_exec_proto != nil {
 		return
 	}
-	file_rexec_v1_exec_proto_msgTypes[2].OneofWrappers = []any{
+	file_rexec_v1_exec_proto_msgTypes[3].OneofWrappers = []any{
 		(*Event_Started)(nil),
 		(*Event_Stdout)(nil),
 		(*Event_Stderr)(nil),
 		(*Event_Exited)(nil),
 	}
-	file_rexec_v1_exec_proto_msgTypes[6].OneofWrappers = []any{
+	file_rexec_v1_exec_proto_msgTypes[8].OneofWrappers = []any{
 		(*SessionRequest_Start)(nil),
 		(*SessionRequest_Stdin)(nil),
 		(*SessionRequest_CloseStdin)(nil),
@@ -1585,7 +1823,7 @@ func file_rexec_v1_exec_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rexec_v1_exec_proto_rawDesc), len(file_rexec_v1_exec_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rexec/v1/exec.proto.
  */
 export const file_rexec_v1_exec: GenFile = /*@__PURE__*/
-  fileDesc("ChNyZXhlYy92MS9leGVjLnByb3RvEghyZXhlYy52MSK+AQoKUnVuUmVxdWVzdBINCgVzaGVsbBgBIAEoCRIMCgRhcmd2GAIgAygJEgsKA2VudhgDIAMoCRILCgNkaXIYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVzdGRpbhgGIAEoDBIYChBtYXhfb3V0cHV0X2J5dGVzGAcgASgEEiQKCGxpZmV0aW1lGBAgASgOMhIucmV4ZWMudjEuTGlmZXRpbWUiLQoLUnVuUmVzcG9uc2USHgoFZXZlbnQYASABKAsyDy5yZXhlYy52MS5FdmVudCKhAQoFRXZlbnQSJAoHc3RhcnRlZBgBIAEoCzIRLnJleGVjLnYxLlN0YXJ0ZWRIABIiCgZzdGRvdXQYAiABKAsyEC5yZXhlYy52MS5PdXRwdXRIABIiCgZzdGRlcnIYAyABKAsyEC5yZXhlYy52MS5PdXRwdXRIABIiCgZleGl0ZWQYBCABKAsyEC5yZXhlYy52MS5FeGl0ZWRIAEIGCgRraW5kIpoBCgdTdGFydGVkEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRILCgNwaWQYAiABKAUSJAoIbGlmZXRpbWUYECABKA4yEi5yZXhlYy52MS5MaWZldGltZRIyCg9yZWNvbm5lY3RfZ3JhY2UYESABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKYWNrX3dpbmRvdxgSIAEoBCIjCgZPdXRwdXQSCwoDc2VxGAEgASgEEgwKBGRhdGEYAiABKAwitgIKBkV4aXRlZBIRCglleGl0X2NvZGUYASABKAUSDgoGc2lnbmFsGAIgASgJEhUKDXNpZ25hbF9udW1iZXIYAyABKAUSEQoJdGltZWRfb3V0GAQgASgIEiMKBnJlYXNvbhgFIAEoDjITLnJleGVjLnYxLkVuZFJlYXNvbhIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFvdXRwdXRfaW5jb21wbGV0ZRgHIAEoCBIVCg1kcm9wcGVkX2J5dGVzGAggASgEEhQKDHN0ZG91dF9ieXRlcxgJIAEoBBIUCgxzdGRlcnJfYnl0ZXMYCiABKAQSEwoLc2VudF9zaWduYWwYCyABKAkSGgoSc2VudF9zaWduYWxfbnVtYmVyGAwgASgFIowCCg5TZXNzaW9uUmVxdWVzdBInCgVzdGFydBgBIAEoCzIWLnJleGVjLnYxLlNlc3Npb25TdGFydEgAEg8KBXN0ZGluGAIgASgMSAASKwoLY2xvc2Vfc3RkaW4YAyABKAsyFC5yZXhlYy52MS5DbG9zZVN0ZGluSAASIgoGc2lnbmFsGAQgASgOMhAucmV4ZWMudjEuU2lnbmFsSAASJgoGcmVzaXplGAUgASgLMhQucmV4ZWMudjEuV2luZG93U2l6ZUgAEhwKA2FjaxgQIAEoCzINLnJleGVjLnYxLkFja0gAEiIKBmNhbmNlbBgRIAEoCzIQLnJleGVjLnYxLkNhbmNlbEgAQgUKA21zZyISCgNBY2sSCwoDc2VxGAEgASgEIggKBkNhbmNlbCJRCgxTZXNzaW9uU3RhcnQSJQoHY29tbWFuZBgBIAEoCzIULnJleGVjLnYxLlJ1blJlcXVlc3QSGgoDdHR5GAIgASgLMg0ucmV4ZWMudjEuVHR5IjcKA1R0eRIiCgRzaXplGAEgASgLMhQucmV4ZWMudjEuV2luZG93U2l6ZRIMCgR0ZXJtGAIgASgJIigKCldpbmRvd1NpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNIgwKCkNsb3NlU3RkaW4iVgoPU2Vzc2lvblJlc3BvbnNlEh4KBWV2ZW50GAEgASgLMg8ucmV4ZWMudjEuRXZlbnQSIwoFc3RkaW4YECABKAsyFC5yZXhlYy52MS5TdGRpblN0YXRlIjsKClN0ZGluU3RhdGUSDQoFdGFrZW4YASABKAQSDgoGd2luZG93GAIgASgEEg4KBmNsb3NlZBgDIAEoCCpmCghMaWZldGltZRIYChRMSUZFVElNRV9VTlNQRUNJRklFRBAAEhEKDUxJRkVUSU1FX0NBTEwQARIWChJMSUZFVElNRV9SRVNVTUFCTEUQAhIVChFMSUZFVElNRV9ERVRBQ0hFRBADKqYBCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUVORF9SRUFTT05fRVhJVEVEEAESFgoSRU5EX1JFQVNPTl9USU1FT1VUEAISGAoURU5EX1JFQVNPTl9DQU5DRUxMRUQQAxIXChNFTkRfUkVBU09OX1NIVVRET1dOEAQSGwoXRU5EX1JFQVNPTl9ESVNDT05ORUNURUQQECqnAQoGU2lnbmFsEhYKElNJR05BTF9VTlNQRUNJRklFRBAAEg4KClNJR05BTF9IVVAQARIOCgpTSUdOQUxfSU5UEAISDwoLU0lHTkFMX1FVSVQQAxIPCgtTSUdOQUxfS0lMTBAJEg8KC1NJR05BTF9VU1IxEAoSDwoLU0lHTkFMX1VTUjIQDBIPCgtTSUdOQUxfVEVSTRAPEhAKDFNJR05BTF9XSU5DSBAcMocBCgtFeGVjU2VydmljZRI0CgNSdW4SFC5yZXhlYy52MS5SdW5SZXF1ZXN0GhUucmV4ZWMudjEuUnVuUmVzcG9uc2UwARJCCgdTZXNzaW9uEhgucmV4ZWMudjEuU2Vzc2lvblJlcXVlc3QaGS5yZXhlYy52MS5TZXNzaW9uUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("ChNyZXhlYy92MS9leGVjLnByb3RvEghyZXhlYy52MSLgAQoKUnVuUmVxdWVzdBINCgVzaGVsbBgBIAEoCRIMCgRhcmd2GAIgAygJEgsKA2VudhgDIAMoCRILCgNkaXIYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVzdGRpbhgGIAEoDBIYChBtYXhfb3V0cHV0X2J5dGVzGAcgASgEEiAKBmxpbWl0cxgIIAEoCzIQLnJleGVjLnYxLkxpbWl0cxIkCghsaWZldGltZRgQIAEoDjISLnJleGVjLnYxLkxpZmV0aW1lImQKBkxpbWl0cxIUCgxtZW1vcnlfYnl0ZXMYASABKAQSDAoEcGlkcxgCIAEoBBIRCgltaWxsaV9jcHUYAyABKAQSDgoGbm9maWxlGAQgASgEEhMKC2ZzaXplX2J5dGVzGAUgASgEIi0KC1J1blJlc3BvbnNlEh4KBWV2ZW50GAEgASgLMg8ucmV4ZWMudjEuRXZlbnQioQEKBUV2ZW50EiQKB3N0YXJ0ZWQYASABKAsyES5yZXhlYy52MS5TdGFydGVkSAASIgoGc3Rkb3V0GAIgASgLMhAucmV4ZWMudjEuT3V0cHV0SAASIgoGc3RkZXJyGAMgASgLMhAucmV4ZWMudjEuT3V0cHV0SAASIgoGZXhpdGVkGAQgASgLMhAucmV4ZWMudjEuRXhpdGVkSABCBgoEa2luZCKaAQoHU3RhcnRlZBIUCgxleGVjdXRpb25faWQYASABKAkSCwoDcGlkGAIgASgFEiQKCGxpZmV0aW1lGBAgASgOMhIucmV4ZWMudjEuTGlmZXRpbWUSMgoPcmVjb25uZWN0X2dyYWNlGBEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmFja193aW5kb3cYEiABKAQiIwoGT3V0cHV0EgsKA3NlcRgBIAEoBBIMCgRkYXRhGAIgASgMIucCCgZFeGl0ZWQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIVCg1zaWduYWxfbnVtYmVyGAMgASgFEhEKCXRpbWVkX291dBgEIAEoCBIjCgZyZWFzb24YBSABKA4yEy5yZXhlYy52MS5FbmRSZWFzb24SKwoIZHVyYXRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRb3V0cHV0X2luY29tcGxldGUYByABKAgSFQoNZHJvcHBlZF9ieXRlcxgIIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCSABKAQSFAoMc3RkZXJyX2J5dGVzGAogASgEEhMKC3NlbnRfc2lnbmFsGAsgASgJEhoKEnNlbnRfc2lnbmFsX251bWJlchgMIAEoBRIeCgV1c2FnZRgNIAEoCzIPLnJleGVjLnYxLlVzYWdlEg8KB21lc3NhZ2UYDiABKAkipgEKBVVzYWdlEisKCHVzZXJfY3B1GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCnN5c3RlbV9jcHUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRcGVha19tZW1vcnlfYnl0ZXMYAyABKAQSFgoOcGVha19wcm9jZXNzZXMYBCABKAQSDgoGY2dyb3VwGAUgASgIIowCCg5TZXNzaW9uUmVxdWVzdBInCgVzdGFydBgBIAEoCzIWLnJleGVjLnYxLlNlc3Npb25TdGFydEgAEg8KBXN0ZGluGAIgASgMSAASKwoLY2xvc2Vfc3RkaW4YAyABKAsyFC5yZXhlYy52MS5DbG9zZVN0ZGluSAASIgoGc2lnbmFsGAQgASgOMhAucmV4ZWMudjEuU2lnbmFsSAASJgoGcmVzaXplGAUgASgLMhQucmV4ZWMudjEuV2luZG93U2l6ZUgAEhwKA2FjaxgQIAEoCzINLnJleGVjLnYxLkFja0gAEiIKBmNhbmNlbBgRIAEoCzIQLnJleGVjLnYxLkNhbmNlbEgAQgUKA21zZyISCgNBY2sSCwoDc2VxGAEgASgEIggKBkNhbmNlbCJRCgxTZXNzaW9uU3RhcnQSJQoHY29tbWFuZBgBIAEoCzIULnJleGVjLnYxLlJ1blJlcXVlc3QSGgoDdHR5GAIgASgLMg0ucmV4ZWMudjEuVHR5IjcKA1R0eRIiCgRzaXplGAEgASgLMhQucmV4ZWMudjEuV2luZG93U2l6ZRIMCgR0ZXJtGAIgASgJIigKCldpbmRvd1NpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNIgwKCkNsb3NlU3RkaW4iVgoPU2Vzc2lvblJlc3BvbnNlEh4KBWV2ZW50GAEgASgLMg8ucmV4ZWMudjEuRXZlbnQSIwoFc3RkaW4YECABKAsyFC5yZXhlYy52MS5TdGRpblN0YXRlIjsKClN0ZGluU3RhdGUSDQoFdGFrZW4YASABKAQSDgoGd2luZG93GAIgASgEEg4KBmNsb3NlZBgDIAEoCCpmCghMaWZldGltZRIYChRMSUZFVElNRV9VTlNQRUNJRklFRBAAEhEKDUxJRkVUSU1FX0NBTEwQARIWChJMSUZFVElNRV9SRVNVTUFCTEUQAhIVChFMSUZFVElNRV9ERVRBQ0hFRBADKroBCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUVORF9SRUFTT05fRVhJVEVEEAESFgoSRU5EX1JFQVNPTl9USU1FT1VUEAISGAoURU5EX1JFQVNPTl9DQU5DRUxMRUQQAxIXChNFTkRfUkVBU09OX1NIVVRET1dOEAQSGwoXRU5EX1JFQVNPTl9ESVNDT05ORUNURUQQEBISCg5FTkRfUkVBU09OX09PTRAFKqcBCgZTaWduYWwSFgoSU0lHTkFMX1VOU1BFQ0lGSUVEEAASDgoKU0lHTkFMX0hVUBABEg4KClNJR05BTF9JTlQQAhIPCgtTSUdOQUxfUVVJVBADEg8KC1NJR05BTF9LSUxMEAkSDwoLU0lHTkFMX1VTUjEQChIPCgtTSUdOQUxfVVNSMhAMEg8KC1NJR05BTF9URVJNEA8SEAoMU0lHTkFMX1dJTkNIEBwyhwEKC0V4ZWNTZXJ2aWNlEjQKA1J1bhIULnJleGVjLnYxLlJ1blJlcXVlc3QaFS5yZXhlYy52MS5SdW5SZXNwb25zZTABEkIKB1Nlc3Npb24SGC5yZXhlYy52MS5TZXNzaW9uUmVxdWVzdBoZLnJleGVjLnYxLlNlc3Npb25SZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * RunRequest says what to run. Exactly one of shell and argv is set.
@@ -35,15 +35,20 @@ export type RunRequest = Message<"rexec.v1.RunRequest"> & {
   argv: string[];
 
   /**
-   * Extra environment entries, each "KEY=VALUE"; they override the server's
-   * own environment, which the command otherwise inherits.
+   * Extra environment entries, each "KEY=VALUE". A command starts with a
+   * login's environment (HOME, USER, LOGNAME, SHELL, PATH, MAIL, TERM with a
+   * tty, and what `rexecd --env-from-daemon` names), never the server's own;
+   * these entries are added to it and override it. The rexec CLI sends its
+   * LANG and LC_* here, as ssh's SendEnv does.
    *
    * @generated from field: repeated string env = 3;
    */
   env: string[];
 
   /**
-   * Working directory; empty means the server's working directory.
+   * Working directory; empty means the home directory of the user the
+   * command runs as (its key's user=, else rexecd's), or "/" when that does
+   * not exist.
    *
    * @generated from field: string dir = 4;
    */
@@ -75,6 +80,14 @@ export type RunRequest = Message<"rexec.v1.RunRequest"> & {
   maxOutputBytes: bigint;
 
   /**
+   * Resource limits for this command, each at most its key's (a request over
+   * a key's limit is InvalidArgument). Unset fields take the key's.
+   *
+   * @generated from field: rexec.v1.Limits limits = 8;
+   */
+  limits?: Limits | undefined;
+
+  /**
    * How long the command lives relative to its call; unset means CALL (a
    * disconnect kills it). The server says in Started which lifetime it gave:
    * one that keeps no journal (`rexecd --journal-max 0`) gives CALL for
@@ -95,6 +108,62 @@ export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
   messageDesc(file_rexec_v1_exec, 0);
 
 /**
+ * Limits bound what one command may use. Zero means no limit of the request's
+ * own (the key's, if it has one). Memory, pids and CPU are the limits of the
+ * command's cgroup, which hold every process it starts; a server that runs
+ * commands without cgroups refuses them (FailedPrecondition). nofile and
+ * fsize are rlimits of each of its processes.
+ *
+ * @generated from message rexec.v1.Limits
+ */
+export type Limits = Message<"rexec.v1.Limits"> & {
+  /**
+   * Memory in bytes (cgroup memory.max), no swap beyond it. Past it the
+   * kernel's OOM killer ends the command: Exited.reason is OOM.
+   *
+   * @generated from field: uint64 memory_bytes = 1;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * Processes and threads at once (cgroup pids.max): past it, fork fails
+   * inside the command.
+   *
+   * @generated from field: uint64 pids = 2;
+   */
+  pids: bigint;
+
+  /**
+   * CPU bandwidth in thousandths of a CPU (cgroup cpu.max): 1500 is 1.5 CPUs.
+   *
+   * @generated from field: uint64 milli_cpu = 3;
+   */
+  milliCpu: bigint;
+
+  /**
+   * Open files per process (RLIMIT_NOFILE, soft and hard).
+   *
+   * @generated from field: uint64 nofile = 4;
+   */
+  nofile: bigint;
+
+  /**
+   * Largest file a process may write, in bytes (RLIMIT_FSIZE, soft and hard;
+   * applied in 512-byte blocks).
+   *
+   * @generated from field: uint64 fsize_bytes = 5;
+   */
+  fsizeBytes: bigint;
+};
+
+/**
+ * Describes the message rexec.v1.Limits.
+ * Use `create(LimitsSchema)` to create a new message.
+ */
+export const LimitsSchema: GenMessage<Limits> = /*@__PURE__*/
+  messageDesc(file_rexec_v1_exec, 1);
+
+/**
  * RunResponse carries one event of a Run.
  *
  * @generated from message rexec.v1.RunResponse
@@ -111,7 +180,7 @@ export type RunResponse = Message<"rexec.v1.RunResponse"> & {
  * Use `create(RunResponseSchema)` to create a new message.
  */
 export const RunResponseSchema: GenMessage<RunResponse> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 1);
+  messageDesc(file_rexec_v1_exec, 2);
 
 /**
  * Event is one thing that happened to a command, in order.
@@ -154,7 +223,7 @@ export type Event = Message<"rexec.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 2);
+  messageDesc(file_rexec_v1_exec, 3);
 
 /**
  * Started is the first event once the process exists.
@@ -207,7 +276,7 @@ export type Started = Message<"rexec.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 3);
+  messageDesc(file_rexec_v1_exec, 4);
 
 /**
  * Output is one chunk of stdout or stderr, as read from the pipe.
@@ -234,7 +303,7 @@ export type Output = Message<"rexec.v1.Output"> & {
  * Use `create(OutputSchema)` to create a new message.
  */
 export const OutputSchema: GenMessage<Output> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 4);
+  messageDesc(file_rexec_v1_exec, 5);
 
 /**
  * Exited is always the last event of a command.
@@ -329,6 +398,21 @@ export type Exited = Message<"rexec.v1.Exited"> & {
    * @generated from field: int32 sent_signal_number = 12;
    */
   sentSignalNumber: number;
+
+  /**
+   * What the command consumed, as the server's kernel counted it.
+   *
+   * @generated from field: rexec.v1.Usage usage = 13;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * Why rexec or the kernel ended the command, in words, when `reason` alone
+   * does not say it all (an OOM kill names the memory limit); else empty.
+   *
+   * @generated from field: string message = 14;
+   */
+  message: string;
 };
 
 /**
@@ -336,7 +420,59 @@ export type Exited = Message<"rexec.v1.Exited"> & {
  * Use `create(ExitedSchema)` to create a new message.
  */
 export const ExitedSchema: GenMessage<Exited> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 5);
+  messageDesc(file_rexec_v1_exec, 6);
+
+/**
+ * Usage is what a command consumed: what `time -v` reports, for the whole
+ * command.
+ *
+ * @generated from message rexec.v1.Usage
+ */
+export type Usage = Message<"rexec.v1.Usage"> & {
+  /**
+   * CPU time in user mode and in the kernel.
+   *
+   * @generated from field: google.protobuf.Duration user_cpu = 1;
+   */
+  userCpu?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration system_cpu = 2;
+   */
+  systemCpu?: Duration | undefined;
+
+  /**
+   * The most memory in use at once, in bytes: the command's cgroup's
+   * (memory.peak, page cache included); without a cgroup the largest
+   * resident set of one of its processes, or 0 when the server cannot tell.
+   *
+   * @generated from field: uint64 peak_memory_bytes = 3;
+   */
+  peakMemoryBytes: bigint;
+
+  /**
+   * The most processes (and threads) at once (pids.peak); 0 without a cgroup.
+   *
+   * @generated from field: uint64 peak_processes = 4;
+   */
+  peakProcesses: bigint;
+
+  /**
+   * True when the figures are the command's cgroup's, every process it
+   * started counted; false when they are its first process's rusage, with
+   * the descendants it waited for.
+   *
+   * @generated from field: bool cgroup = 5;
+   */
+  cgroup: boolean;
+};
+
+/**
+ * Describes the message rexec.v1.Usage.
+ * Use `create(UsageSchema)` to create a new message.
+ */
+export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
+  messageDesc(file_rexec_v1_exec, 7);
 
 /**
  * SessionRequest is one message from the client in a Session.
@@ -415,7 +551,7 @@ export type SessionRequest = Message<"rexec.v1.SessionRequest"> & {
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 6);
+  messageDesc(file_rexec_v1_exec, 8);
 
 /**
  * Ack acknowledges output: every event up to seq has been written.
@@ -434,7 +570,7 @@ export type Ack = Message<"rexec.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 7);
+  messageDesc(file_rexec_v1_exec, 9);
 
 /**
  * Cancel ends the command as rexec does (TERM, then KILL), reason CANCELLED.
@@ -449,7 +585,7 @@ export type Cancel = Message<"rexec.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 8);
+  messageDesc(file_rexec_v1_exec, 10);
 
 /**
  * SessionStart starts a Session's command.
@@ -478,7 +614,7 @@ export type SessionStart = Message<"rexec.v1.SessionStart"> & {
  * Use `create(SessionStartSchema)` to create a new message.
  */
 export const SessionStartSchema: GenMessage<SessionStart> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 9);
+  messageDesc(file_rexec_v1_exec, 11);
 
 /**
  * Tty asks for a pseudo-terminal.
@@ -504,7 +640,7 @@ export type Tty = Message<"rexec.v1.Tty"> & {
  * Use `create(TtySchema)` to create a new message.
  */
 export const TtySchema: GenMessage<Tty> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 10);
+  messageDesc(file_rexec_v1_exec, 12);
 
 /**
  * WindowSize is a terminal's size in characters.
@@ -528,7 +664,7 @@ export type WindowSize = Message<"rexec.v1.WindowSize"> & {
  * Use `create(WindowSizeSchema)` to create a new message.
  */
 export const WindowSizeSchema: GenMessage<WindowSize> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 11);
+  messageDesc(file_rexec_v1_exec, 13);
 
 /**
  * CloseStdin asks for EOF on the command's stdin.
@@ -543,7 +679,7 @@ export type CloseStdin = Message<"rexec.v1.CloseStdin"> & {
  * Use `create(CloseStdinSchema)` to create a new message.
  */
 export const CloseStdinSchema: GenMessage<CloseStdin> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 12);
+  messageDesc(file_rexec_v1_exec, 14);
 
 /**
  * SessionResponse carries one event of a Session; the events are Run's.
@@ -570,7 +706,7 @@ export type SessionResponse = Message<"rexec.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 13);
+  messageDesc(file_rexec_v1_exec, 15);
 
 /**
  * StdinState is how far the server has taken a resumable command's stdin.
@@ -610,7 +746,7 @@ export type StdinState = Message<"rexec.v1.StdinState"> & {
  * Use `create(StdinStateSchema)` to create a new message.
  */
 export const StdinStateSchema: GenMessage<StdinState> = /*@__PURE__*/
-  messageDesc(file_rexec_v1_exec, 14);
+  messageDesc(file_rexec_v1_exec, 16);
 
 /**
  * Lifetime says whether a command outlives its call.
@@ -715,6 +851,14 @@ export enum EndReason {
    * @generated from enum value: END_REASON_DISCONNECTED = 16;
    */
   DISCONNECTED = 16,
+
+  /**
+   * The kernel's OOM killer ended the command at its memory limit
+   * (Exited.message names it); sent_signal is KILL, a shell's status 137.
+   *
+   * @generated from enum value: END_REASON_OOM = 5;
+   */
+  OOM = 5,
 }
 
 /**

@@ -1,0 +1,63 @@
+//go:build unix
+
+package runner
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// leaderUsage is the part of a leader's rusage that Usage reports.
+type leaderUsage struct {
+	user, system time.Duration
+	maxRSS       int64 // bytes
+}
+
+// rusage reads st's rusage: the leader's, with the descendants it waited
+// for (wait4 adds theirs).
+func rusage(st *os.ProcessState) (leaderUsage, bool) {
+	if st == nil {
+		return leaderUsage{}, false
+	}
+	ru, ok := st.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return leaderUsage{}, false
+	}
+	rss := int64(ru.Maxrss)
+	if runtime.GOOS != "darwin" {
+		rss *= 1024 // Linux counts KiB, macOS bytes
+	}
+	return leaderUsage{
+		user:   time.Duration(ru.Utime.Nano()),
+		system: time.Duration(ru.Stime.Nano()),
+		maxRSS: rss,
+	}, true
+}
+
+// ownPeakRSS is this process's peak resident set (VmHWM), in bytes, or 0
+// where /proc does not say.
+//
+// A command's ru_maxrss is not only its own: Linux keeps, as the maxrss of
+// a process that called execve, the high-water mark of the address space it
+// left, and Go starts commands with vfork, whose address space is this
+// process's. So a command's ru_maxrss is at least this process's peak as
+// it started, and only a figure above that is the command's own.
+func ownPeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
