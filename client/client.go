@@ -26,6 +26,7 @@ import (
 	rexecv1 "github.com/rexec/rexec/gen/rexec/v1"
 	"github.com/rexec/rexec/interceptors"
 	"github.com/rexec/rexec/internal/argtext"
+	"github.com/rexec/rexec/internal/codec"
 )
 
 // ErrLostMidCommand wraps the error of a call whose connection broke after
@@ -124,6 +125,10 @@ func New(addr string, opts ...Option) (*Client, error) {
 		}),
 		traceDialOption(),
 	}
+	// gRPC's codec with buffers sized to rexec's messages and not zeroed:
+	// per GiB of output, rexecd spent 1.4 s of CPU with gRPC's own, 1.05 s
+	// with it (package codec).
+	dial = append(dial, codec.DialOptions()...)
 	if o.window > 0 {
 		dial = append(dial, grpc.WithInitialWindowSize(o.window), grpc.WithInitialConnWindowSize(o.window))
 	}
@@ -187,23 +192,33 @@ func (c *Client) RunNotify(ctx context.Context, req *rexecv1.RunRequest, stdout,
 	if err != nil {
 		return nil, c.wrongPort(err)
 	}
-	recv := stream.Recv
-	if started != nil {
-		recv = func() (*rexecv1.RunResponse, error) {
-			m, err := stream.Recv()
-			if s := m.GetEvent().GetStarted(); s != nil {
-				started(s)
-			}
-			return m, err
+	var m rexecv1.RunResponse
+	recv := func() (*rexecv1.RunResponse, error) {
+		err := stream.RecvMsg(&m)
+		if s := m.GetEvent().GetStarted(); s != nil && err == nil && started != nil {
+			started(s)
 		}
+		return &m, err
 	}
 	exited, err := Receive(recv, stdout, stderr)
+	if err == nil {
+		// The server ends the call with OK right after Exited (in the same
+		// write, as a rule): read that end rather than cancel the call,
+		// which would send RST_STREAM and make the server handle a
+		// cancellation (a warm Run(true) took 5% longer so).
+		if rerr := stream.RecvMsg(&m); rerr != nil && !errors.Is(rerr, io.EOF) {
+			err = rerr
+		}
+	}
 	return exited, c.wrongPort(err)
 }
 
 // Receive reads the events of a Run or Session with recv until Exited,
 // writing output to the writers, and checks the stream's rules: Started
-// first, output sequence numbers without gaps, Exited last.
+// first, output sequence numbers without gaps, Exited last. recv may
+// return the same message each time (RecvMsg into one message, whose
+// output buffer the codec then reuses): Receive keeps nothing of a message
+// past the next recv but the Exited it returns.
 func Receive[M interface{ GetEvent() *rexecv1.Event }](recv func() (M, error), stdout, stderr io.Writer) (*rexecv1.Exited, error) {
 	var (
 		seq     uint64

@@ -201,7 +201,7 @@ func (s *Session) attachStream(id string, from uint64) (*rexecv1.Attached, error
 	if s.endStream != nil {
 		s.endStream() // the broken stream's
 	}
-	s.st, s.endStream = attachCall{stream}, cancel
+	s.st, s.endStream = attachCall{stream, new(rexecv1.AttachResponse)}, cancel
 	s.gen++
 	s.attached = a
 	s.execID, s.seen = id, true

@@ -106,6 +106,7 @@ type outMsg struct {
 // the first one not sent on the current stream.
 type stdinReplay struct {
 	buf       []byte
+	arr       []byte // the array buf lies in, whole
 	taken     uint64
 	next      uint64
 	window    uint64
@@ -115,6 +116,20 @@ type stdinReplay struct {
 }
 
 func (r *stdinReplay) end() uint64 { return r.taken + uint64(len(r.buf)) }
+
+// add appends b to buf. takenTo drops buf's front by slicing, so a plain
+// append would grow a new array (copying all that is held) every time it
+// ran out at the end; add moves what is held to the front of its array
+// instead while that has room, which the window bounds.
+func (r *stdinReplay) add(b []byte) {
+	if len(r.buf)+len(b) > cap(r.buf) && len(r.buf)+len(b) <= cap(r.arr) {
+		r.buf = r.arr[:copy(r.arr, r.buf)]
+	}
+	r.buf = append(r.buf, b...)
+	if cap(r.buf) > cap(r.arr) {
+		r.arr = r.buf[:cap(r.buf)] // append grew a new array
+	}
+}
 
 // takenTo records that the server has taken stdin up to off.
 func (r *stdinReplay) takenTo(off uint64) {
@@ -126,7 +141,7 @@ func (r *stdinReplay) takenTo(off uint64) {
 	r.taken = off
 	r.next = max(r.next, off)
 	if len(r.buf) == 0 {
-		r.buf = nil // let the array go
+		r.buf = r.arr[:0] // start again at the front
 	}
 }
 
@@ -172,7 +187,7 @@ func (c *Client) openSession(ctx context.Context, start *rexecv1.SessionStart, s
 		s.cancel()
 		return nil, c.wrongPort(err)
 	}
-	s.st = sessionCall{stream}
+	s.st = sessionCall{stream, new(rexecv1.SessionResponse)}
 	if err := stream.Send(&rexecv1.SessionRequest{Msg: &rexecv1.SessionRequest_Start{Start: start}}); err != nil && !errors.Is(err, io.EOF) {
 		s.cancel()
 		return nil, c.wrongPort(err)
@@ -216,6 +231,7 @@ func (s *Session) startIO(stdin io.Reader) {
 	} else {
 		s.free <- make([]byte, StdinChunk)
 		s.free <- make([]byte, StdinChunk)
+		growPipe(stdin)
 		go s.readStdin(stdin)
 	}
 	go s.send()
@@ -625,7 +641,7 @@ func (s *Session) nextMsg(chunks *chan []byte) (outMsg, bool) {
 				return outMsg{stdin: b}, true
 			}
 			s.mu.Lock()
-			s.in.buf = append(s.in.buf, b...)
+			s.in.add(b)
 			s.mu.Unlock()
 			s.free <- b[:cap(b)]
 		case <-s.wake:
@@ -674,6 +690,9 @@ func (s *Session) latestSize() *rexecv1.WindowSize {
 // sessionCall is an ExecService.Session stream.
 type sessionCall struct {
 	stream rexecv1.ExecService_SessionClient
+	// m is every message received: the codec then reuses its output
+	// buffer (receive is done with a message before the next).
+	m *rexecv1.SessionResponse
 }
 
 func (c sessionCall) send(m outMsg) error {
@@ -696,8 +715,8 @@ func (c sessionCall) send(m outMsg) error {
 }
 
 func (c sessionCall) recv() (*rexecv1.Event, *rexecv1.StdinState, *rexecv1.Gap, error) {
-	m, err := c.stream.Recv()
-	if err != nil {
+	m := c.m
+	if err := c.stream.RecvMsg(m); err != nil {
 		return nil, nil, nil, err
 	}
 	if m.GetEvent() == nil && m.GetStdin() == nil {
@@ -709,6 +728,7 @@ func (c sessionCall) recv() (*rexecv1.Event, *rexecv1.StdinState, *rexecv1.Gap, 
 // attachCall is an ExecutionService.Attach stream, after its Attached.
 type attachCall struct {
 	stream rexecv1.ExecutionService_AttachClient
+	m      *rexecv1.AttachResponse // as sessionCall.m
 }
 
 func (c attachCall) send(m outMsg) error {
@@ -731,8 +751,8 @@ func (c attachCall) send(m outMsg) error {
 }
 
 func (c attachCall) recv() (*rexecv1.Event, *rexecv1.StdinState, *rexecv1.Gap, error) {
-	m, err := c.stream.Recv()
-	if err != nil {
+	m := c.m
+	if err := c.stream.RecvMsg(m); err != nil {
 		return nil, nil, nil, err
 	}
 	return m.GetEvent(), m.GetStdin(), m.GetGap(), nil

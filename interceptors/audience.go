@@ -60,7 +60,7 @@ func (a *audience) check(authority string, local net.Addr) error {
 		host, port = strings.Trim(authority, "[]"), ""
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if a.anyPort[host] || (port != "" && a.withPort[host+":"+port]) {
+	if a.anyPort[host] || (port != "" && len(a.withPort) > 0 && a.withPort[host+":"+port]) {
 		return nil
 	}
 	tcp, ok := local.(*net.TCPAddr)

@@ -30,10 +30,14 @@ func ConnFromContext(ctx context.Context) *tls.ConnectionState {
 	if !ok {
 		return nil
 	}
-	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-		return &ti.State
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil
 	}
-	return nil
+	// A copy made only here: &ti.State would move ti to the heap on every
+	// call, TLS or not (this runs in every call's auth).
+	st := ti.State
+	return &st
 }
 
 // CertHasIdentity reports whether name is one of c's identities: its

@@ -95,13 +95,22 @@ type Key struct {
 	macs sync.Pool
 }
 
+// macState is a keyed HMAC-SHA256 with room for the message it signs and
+// for the sum, so that signing allocates nothing: a buffer on the stack
+// would escape through the hash.Hash interface, 512 bytes a call.
+type macState struct {
+	h   hash.Hash
+	buf [512]byte
+	sum [sha256.Size]byte
+}
+
 // mac returns a keyed HMAC-SHA256, ready to write; put it back in k.macs.
-func (k *Key) mac() hash.Hash {
-	if m, ok := k.macs.Get().(hash.Hash); ok {
-		m.Reset()
+func (k *Key) mac() *macState {
+	if m, ok := k.macs.Get().(*macState); ok {
+		m.h.Reset()
 		return m
 	}
-	return hmac.New(sha256.New, k.Secret)
+	return &macState{h: hmac.New(sha256.New, k.Secret)}
 }
 
 // Allows reports whether k grants scope. A key with no scopes grants all

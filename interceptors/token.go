@@ -68,17 +68,24 @@ func MintWith(key *Key, fullMethod, authority string, ts int64, nonce [nonceLen]
 
 // String formats t as an authorization value.
 func (t *Token) String() string {
-	return prefix + "kid=" + t.KeyID +
-		";ts=" + strconv.FormatInt(t.TS, 10) +
-		";nonce=" + b64.EncodeToString(t.Nonce[:]) +
-		";sig=" + b64.EncodeToString(t.Sig[:])
+	// One allocation, the string: every call mints one.
+	var buf [MaxTokenLen]byte
+	b := append(buf[:0], prefix...)
+	b = append(b, "kid="...)
+	b = append(b, t.KeyID...)
+	b = append(b, ";ts="...)
+	b = strconv.AppendInt(b, t.TS, 10)
+	b = append(b, ";nonce="...)
+	b = b64.AppendEncode(b, t.Nonce[:])
+	b = append(b, ";sig="...)
+	b = b64.AppendEncode(b, t.Sig[:])
+	return string(b)
 }
 
 func sign(key *Key, kid string, ts int64, nonce [nonceLen]byte, method, authority string) (sig [sigLen]byte) {
 	m := key.mac()
 	defer key.macs.Put(m)
-	var buf [512]byte
-	b := append(buf[:0], domainTag...)
+	b := append(m.buf[:0], domainTag...)
 	b = append(b, kid...)
 	b = append(b, '\n')
 	b = strconv.AppendInt(b, ts, 10)
@@ -88,8 +95,8 @@ func sign(key *Key, kid string, ts int64, nonce [nonceLen]byte, method, authorit
 	b = append(b, method...)
 	b = append(b, '\n')
 	b = append(b, authority...)
-	m.Write(b)
-	m.Sum(sig[:0])
+	m.h.Write(b)
+	copy(sig[:], m.h.Sum(m.sum[:0]))
 	return sig
 }
 

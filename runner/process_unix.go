@@ -266,10 +266,15 @@ func (p *Process) startPipes() error {
 	}
 	p.outputs = []*os.File{outR, errR}
 	if size := p.r.opts.PipeSize; size > 0 {
-		_ = control(outR, func(fd int) error {
-			_, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size)
-			return err // best effort: the default size works, only slower
-		})
+		for _, f := range []*os.File{outR, p.stdin} {
+			if f == nil {
+				continue
+			}
+			_ = control(f, func(fd int) error {
+				_, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, size)
+				return err // best effort: the default size works, only slower
+			})
+		}
 	}
 	return nil
 }

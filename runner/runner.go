@@ -64,7 +64,9 @@ type Options struct {
 	// is taken only once the pipe has data, so idle commands hold none.
 	ChunkSize int
 	// PipeSize is the kernel buffer asked for the stdout pipe (F_SETPIPE_SZ),
-	// so a fast writer and the pump exchange fewer, larger reads. By default
+	// so a fast writer and the pump exchange fewer, larger reads, and for the
+	// stdin pipe, so that a stdin message is written whole while the command
+	// reads the last one. By default
 	// 1 MiB; a refusal (the limits in /proc/sys/fs/pipe-*) keeps the
 	// kernel's 64 KiB. Note that for a user without CAP_SYS_RESOURCE the
 	// kernel counts every pipe's size against pipe-user-pages-soft (64 MiB):

@@ -89,6 +89,9 @@ type attachInput struct {
 	stop context.CancelCauseFunc
 	// session: a Session's stream (error messages say so).
 	session bool
+	// direct, when set, is the command's stdin itself, written by this
+	// stream's receiver; nil: stdin goes through the journal's pump.
+	direct *directStdin
 
 	mu   sync.Mutex
 	perr error
@@ -114,10 +117,17 @@ func (in *attachInput) fail(field, format string, args ...any) {
 }
 
 func (in *attachInput) run(ctx context.Context) {
+	if d := in.direct; d != nil {
+		d.write(d.initial)
+	}
 	for {
 		m, err := in.recv()
 		if errors.Is(err, io.EOF) {
-			if in.halfCloseIsEOF && in.a.StdinOpen() {
+			if d := in.direct; d != nil {
+				if in.halfCloseIsEOF && !d.closed {
+					d.close()
+				}
+			} else if in.halfCloseIsEOF && in.a.StdinOpen() {
 				_ = in.a.CloseStdin()
 			}
 			return
@@ -134,6 +144,22 @@ func (in *attachInput) run(ctx context.Context) {
 // apply applies one message; false ends the input.
 func (in *attachInput) apply(ctx context.Context, m inMsg) bool {
 	a := in.a
+	switch d := in.direct; {
+	case d != nil && m.field == fieldStdin:
+		if d.closed {
+			in.fail(fieldStdin, "sent after close_stdin")
+			return false
+		}
+		d.write(m.stdin)
+		return true
+	case d != nil && m.field == fieldClose:
+		if d.closed {
+			in.fail(fieldClose, "sent twice")
+			return false
+		}
+		d.close()
+		return true
+	}
 	switch m.field {
 	case fieldStdin:
 		switch err := a.Stdin(ctx, m.stdin); {
@@ -253,9 +279,17 @@ func (e *execService) sessionJournaled(stream rexecv1.ExecService_SessionServer,
 	}
 	spec.Audit = append(spec.Audit, lifetimeAttr(lt))
 	j := e.s.cfg.Journal
-	x, a, err := j.Start(e.s.executionContext(stream.Context()), e.s.cfg.Runner, spec, journal.StartOptions{
-		Owner: owner(stream), Lifetime: lt, Attach: true, Stdin: start.GetCommand().GetStdin(),
-	})
+	// A CALL command's stdin has no stream after this one to outlive, so
+	// it needs none of the pump's queue and window: the receiver writes it
+	// into the command's pipe as it comes, and HTTP/2 flow control holds
+	// the client back while the command does not read, as without a
+	// journal (and as the raw transport does).
+	direct := lt == journal.Call && spec.OpenStdin
+	so := journal.StartOptions{Owner: owner(stream), Lifetime: lt, Attach: true, DirectStdin: direct}
+	if !direct {
+		so.Stdin = start.GetCommand().GetStdin()
+	}
+	x, a, err := j.Start(e.s.executionContext(stream.Context()), e.s.cfg.Runner, spec, so)
 	if err != nil {
 		return toStatus(err)
 	}
@@ -263,13 +297,27 @@ func (e *execService) sessionJournaled(stream rexecv1.ExecService_SessionServer,
 	defer stop(nil)
 	in := &attachInput{
 		a: a, tty: spec.TTY != nil, halfCloseIsEOF: true, cancelOnProtocolError: true, stop: stop, session: true,
-		recv: func() (inMsg, error) {
+	}
+	if direct {
+		in.direct = &directStdin{w: x.Stdin(), initial: start.GetCommand().GetStdin()}
+		// One message for every receive: the codec copies stdin into its
+		// buffer, reused, and each is written before the next is read.
+		m := new(rexecv1.SessionRequest)
+		in.recv = func() (inMsg, error) {
+			if err := stream.RecvMsg(m); err != nil {
+				return inMsg{}, err
+			}
+			return sessionMsg(m), nil
+		}
+	} else {
+		// The pump's queue keeps what it is handed: a message each.
+		in.recv = func() (inMsg, error) {
 			m, err := stream.Recv()
 			if err != nil {
 				return inMsg{}, err
 			}
 			return sessionMsg(m), nil
-		},
+		}
 	}
 	go in.run(ctx)
 	b := newEventBuilder(x.ID(), lt, j.Options())
@@ -283,4 +331,29 @@ func (e *execService) sessionJournaled(stream rexecv1.ExecService_SessionServer,
 		return toStatus(perr)
 	}
 	return toStatus(err)
+}
+
+// directStdin is a CALL session's stdin, written by its stream's receiver.
+type directStdin struct {
+	// w is the command's stdin; nil when it has none (it could not be
+	// executed) or once a write failed (it closed its stdin, or ended):
+	// what follows is dropped, as a pipe whose reader is gone drops it.
+	w       io.WriteCloser
+	initial []byte // SessionStart's stdin, written first
+	closed  bool
+}
+
+func (d *directStdin) write(b []byte) {
+	if d.w != nil && len(b) > 0 {
+		if _, err := d.w.Write(b); err != nil {
+			d.w = nil
+		}
+	}
+}
+
+func (d *directStdin) close() {
+	d.closed = true
+	if d.w != nil {
+		_ = d.w.Close()
+	}
 }

@@ -200,8 +200,11 @@ func (in *sessionInput) run() {
 		}
 	}
 	write(in.initial)
+	// One message for every receive: the codec copies stdin into its
+	// buffer, reused, and each message is done with before the next.
+	m := new(rexecv1.SessionRequest)
 	for {
-		m, err := in.stream.Recv()
+		err := in.stream.RecvMsg(m)
 		if errors.Is(err, io.EOF) {
 			if !in.closed {
 				closeStdin()

@@ -112,6 +112,8 @@ type Env struct {
 	sshDone bool
 	file    string
 	fileSum []byte
+	hello   string
+	tls     *TLSDaemon
 }
 
 // NewEnv returns an Env for cfg that logs progress to log.

@@ -17,7 +17,7 @@ import (
 const usageText = `usage: rexec-bench COMMAND [flags]
 
 commands:
-  all [--only GROUP,...] [--out FILE] [--size 1G] [--reps 200] [--cold-reps 20] [--slow-for 20s]
+  all [--only GROUP,...] [--out FILE] [--size 1G] [--reps 200] [--cold-reps 40] [--slow-for 20s]
       [--echo-for 3s] [--sleepers 1000] [--no-ssh] [--soak-duration 10m] [--soak-callers 16]
         every group that is not heavy, or the groups --only names; rexec against local exec, its raw
         transport and OpenSSH. Without --only it rewrites BENCHMARKS.md; with --only it writes
@@ -27,6 +27,8 @@ commands:
         server peak RSS while a large output streams to a slow reader
   soak [--duration 30s] [--callers 4] [--large 8388608] [--sample 5s]
         bounded mixed load (echo, short, large, cancel): errors, latency, server RSS and fds
+  sink
+        hash stdin (sha256) and print "BYTES HEX": the far end of the stdin rows
 `
 
 // Main runs the bench command line and returns its exit status.
@@ -45,6 +47,8 @@ func Main(args []string) int {
 		err = slowReaderCmd(ctx, args[1:])
 	case "soak":
 		err = soakCmd(ctx, args[1:])
+	case "sink":
+		err = sinkCmd(os.Stdin, os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, usageText, groupNames(Groups()))
 		return 2
@@ -133,7 +137,7 @@ func allCmd(ctx context.Context, args []string) error {
 	cfg := &Config{}
 	fs.Int64Var(&cfg.Size, "size", 1<<30, "bytes of the throughput file")
 	fs.IntVar(&cfg.Reps, "reps", 200, "warm-call repetitions")
-	fs.IntVar(&cfg.ColdReps, "cold-reps", 20, "whole-process repetitions")
+	fs.IntVar(&cfg.ColdReps, "cold-reps", 40, "whole-process repetitions")
 	fs.DurationVar(&cfg.SlowFor, "slow-for", 20*time.Second, "slow-reader duration")
 	fs.DurationVar(&cfg.EchoFor, "echo-for", 3*time.Second, "each echo QPS measurement")
 	fs.IntVar(&cfg.Sleepers, "sleepers", 1000, "concurrent `sleep 1` commands")

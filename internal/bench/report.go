@@ -74,8 +74,10 @@ const reportIntro = `# rexec benchmarks
 Written by ` + "`go run ./cmd/rexec-bench`" + `. Each table is one group, measured in one run: every ratio is
 between rows of that run, and each table says when and by which command it was last measured
 (` + "`rexec-bench all --only GROUP --out BENCHMARKS.md`" + ` updates that group's table only). Absolute
-times on a shared 2-core machine are noise. Throughput rows are the best of 3 transfers; every
-byte is hashed (sha256) by the bench as it arrives and checked against the file.
+times on a shared 2-core machine are noise, so the rows of a group are measured in turn (one
+of each, then again), and goals are ratios. Throughput rows are the best of 3 rounds; every byte
+is hashed (sha256) and checked against the file — as it arrives in the bench (stdout rows), or by
+` + "`rexec-bench sink`" + ` at the far end of the path (stdin rows).
 `
 
 // WriteReport updates the report at path with the groups of results that

@@ -22,6 +22,27 @@ func Time(n int, op func() error) (Sample, error) {
 	return s, nil
 }
 
+// Interleave runs each op in turn, n rounds, and records each op's
+// durations apart: drift on a shared machine then falls on every op alike,
+// and ratios between them hold though the absolute times wander. It stops
+// at the first error.
+func Interleave(n int, ops []func() error) ([]Sample, error) {
+	s := make([]Sample, len(ops))
+	for i := range s {
+		s[i] = make(Sample, 0, n)
+	}
+	for range n {
+		for i, op := range ops {
+			start := time.Now()
+			if err := op(); err != nil {
+				return s, err
+			}
+			s[i] = append(s[i], time.Since(start))
+		}
+	}
+	return s, nil
+}
+
 // Quantile returns the q-quantile (0..1) by nearest rank.
 func (s Sample) Quantile(q float64) time.Duration {
 	if len(s) == 0 {

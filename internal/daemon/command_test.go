@@ -43,6 +43,7 @@ func TestRexecdExitStatus(t *testing.T) {
 		{[]string{"--max-concurrent", "many"}, 2, `rexecd: --max-concurrent "many": `},
 		{[]string{"--log-format", "xml"}, 2, `rexecd: --log-format "xml": want text or json`},
 		{[]string{"serve"}, 2, `rexecd: unexpected argument "serve"`},
+		{[]string{"--memory-limit", "1.5G"}, 2, `rexecd: --memory-limit "1.5G": want a byte count, or a number with K, M, G or T (powers of 1024), like 512M, or auto`},
 		{[]string{"--listen", taken.Addr().String(), "--keys", keys, "--state-dir", t.TempDir()}, 1, "rexecd: listen: "},
 		{[]string{"--journal-max", "1000"}, 2, "rexecd: --journal-max 1000: want 0 (no journal) or at least 1048576 bytes"},
 		{[]string{"--journal-max", "8388608", "--journal-total", "1048576"}, 2, "rexecd: --journal-total 1048576 is less than --journal-max 8388608"},

@@ -61,6 +61,10 @@ type DaemonConfig struct {
 	// OTLPEndpoint, when set, exports a span per call to this OTLP/gRPC
 	// collector (http://HOST:4317 or https://…); empty: no tracing.
 	OTLPEndpoint string
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit), in bytes: -1 works it out (memoryLimit), 0
+	// sets none.
+	MemoryLimit int64
 	// StateDir holds what rexecd keeps across restarts: the journal of
 	// executions in StateDir/journal, the file service's partial uploads
 	// in StateDir/partial.
@@ -208,8 +212,9 @@ func RunDaemon(cfg DaemonConfig, logOut io.Writer) error {
 		return err
 	}
 	defer raw.stop() // on every return; after a graceful shutdown it has nothing left to do
+	memLimit := setMemoryLimit(cfg.MemoryLimit, run.Options().MaxConcurrent)
 	log.Info("rexecd listening", "grpc", lis.Addr().String(), cfg.TLS.logAttrs(), "keys", keyPath, "key_count", ring.Len(),
-		"max_concurrent", run.Options().MaxConcurrent, "version", version.String())
+		"max_concurrent", run.Options().MaxConcurrent, "memory_limit", memLimit, "version", version.String())
 	if cfg.AddrFile != "" {
 		if err := os.WriteFile(cfg.AddrFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			lis.Close()

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package client
+
+import "io"
+
+func growPipe(io.Reader) {}
