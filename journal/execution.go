@@ -275,7 +275,7 @@ func (x *Execution) keepLocked() uint64 {
 func (x *Execution) evictedLocked(s *segment) {
 	x.j.total.Add(-s.size)
 	x.j.countEvicted(s.payload, s.records)
-	if err := writeMeta(x.dir, x.metaLocked()); err != nil && !x.loggedErr {
+	if err := appendMeta(x.dir, x.metaLocked()); err != nil && !x.loggedErr {
 		x.loggedErr = true
 		x.j.log.Error("journal: cannot update an execution's meta file", "exec_id", x.id, "err", err)
 	}
@@ -297,7 +297,7 @@ func (x *Execution) finish(r *runner.Result) {
 		x.grace.Stop()
 	}
 	x.log.close()
-	if err := writeMeta(x.dir, x.metaLocked()); err != nil {
+	if err := appendMeta(x.dir, x.metaLocked()); err != nil {
 		x.j.log.Error("journal: cannot write an execution's end", "exec_id", x.id, "err", err)
 	}
 	lost := x.log.lostWrites

@@ -298,7 +298,7 @@ func (j *Journal) Start(ctx context.Context, r *runner.Runner, spec runner.Spec,
 	}
 	x.log = outputLog{dir: x.dir, segSize: j.opts.segSize(), liveWindow: j.opts.LiveWindow}
 	if err := os.Mkdir(x.dir, 0o700); err == nil {
-		err = writeMeta(x.dir, x.metaLocked())
+		err = appendMeta(x.dir, x.metaLocked())
 		if err != nil {
 			j.log.Error("journal: cannot write an execution's meta file; its journal is not kept", "exec_id", x.id, "err", err)
 		}

@@ -49,9 +49,16 @@ func (j *Journal) recover() error {
 }
 
 func (j *Journal) recoverOne(dir string) (*Execution, error) {
-	m, err := readMeta(dir)
+	m, torn, err := readMeta(dir)
 	if err != nil {
 		return nil, err
+	}
+	if torn && m.Exit != nil && !m.Ended.IsZero() {
+		// An ended execution whose last append was torn: written whole
+		// again, so that the next append (an eviction) follows a whole line.
+		if err := writeMeta(dir, m); err != nil {
+			j.log.Warn("journal: cannot rewrite a torn meta file", "exec_id", m.ID, "err", err)
+		}
 	}
 	x := &Execution{
 		j: j, id: m.ID, dir: dir, owner: m.Owner, command: m.Command, workdir: m.Dir,
