@@ -289,9 +289,16 @@ func TestOtherKeysSeeNothing(t *testing.T) {
 	if err != nil || len(list.GetExecutions()) != 1 || list.GetExecutions()[0].GetKeyId() != "alice" {
 		t.Fatalf("root lists %v (%v), want alice's", list.GetExecutions(), err)
 	}
+	// The echo may not have reached the journal yet: read until it has.
 	var out bytes.Buffer
-	if _, _, err := root.Logs(ctx, id, 0, false, &out, io.Discard, nil); err != nil || out.String() != "secret\n" {
-		t.Errorf("root reads %q (%v)", out.String(), err)
+	var lerr error
+	waitFor(t, "root to read alice's output", func() bool {
+		out.Reset()
+		_, _, lerr = root.Logs(ctx, id, 0, false, &out, io.Discard, nil)
+		return lerr != nil || out.String() != ""
+	})
+	if lerr != nil || out.String() != "secret\n" {
+		t.Errorf("root reads %q (%v)", out.String(), lerr)
 	}
 	if _, err := root.Kill(ctx, id, rexecv1.Signal_SIGNAL_UNSPECIFIED); err != nil {
 		t.Fatal(err)

@@ -75,13 +75,17 @@ type injector struct {
 	struck   []string
 	restored sync.WaitGroup
 	busy     atomic.Bool // a fault is on; the next waits for its restore
+	// resumes counts the client's resumes; the next fault waits for the
+	// resume that follows the last one too, so that two faults never
+	// fall into one outage (where one resume answers both, as it should).
+	resumes atomic.Int32
 }
 
 func (in *injector) advance(n int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.progress += int64(n)
-	for len(in.plan) > 0 && in.progress >= in.plan[0].at && !in.busy.Load() {
+	for len(in.plan) > 0 && in.progress >= in.plan[0].at && !in.busy.Load() && int(in.resumes.Load()) >= len(in.struck) {
 		f := in.plan[0]
 		in.plan = in.plan[1:]
 		in.struck = append(in.struck, f.kind)
@@ -172,12 +176,11 @@ func TestResumeThroughFaults(t *testing.T) {
 	}
 
 	inj := &injector{p: p, rng: rng, plan: faultPlan(rng, rounds, int64(len(input)+wantOut.Len()))}
-	var resumes atomic.Int32
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	s, err := c.OpenResumableSession(context.Background(), &rexecv1.SessionStart{Command: &rexecv1.RunRequest{Shell: cmd}},
 		progressReader{bytes.NewReader(input), inj}, client.ResumeOptions{OnResume: func(r client.Resumed) {
-			resumes.Add(1)
+			inj.resumes.Add(1)
 			t.Logf("resumed from seq %d after %d attempts, %v: %v", r.FromSeq, r.Attempts, r.Took.Round(time.Millisecond), r.Cause)
 		}})
 	if err != nil {
@@ -188,7 +191,7 @@ func TestResumeThroughFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after faults %v: %v", inj.struck, err)
 	}
-	t.Logf("%d faults (%v), %d resumes, %v", len(inj.struck), inj.struck, resumes.Load(), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d faults (%v), %d resumes, %v", len(inj.struck), inj.struck, inj.resumes.Load(), time.Since(start).Round(time.Millisecond))
 	if got, want := sha256.Sum256(stdout.Bytes()), sha256.Sum256(wantOut.Bytes()); got != want {
 		t.Errorf("stdout: %d bytes, sha256 %x; an uninterrupted run's: %d bytes, %x", stdout.Len(), got, wantOut.Len(), want)
 	}
@@ -198,8 +201,10 @@ func TestResumeThroughFaults(t *testing.T) {
 	if ex.GetExitCode() != 42 || ex.GetReason() != rexecv1.EndReason_END_REASON_EXITED {
 		t.Errorf("exited %v, want 42", ex)
 	}
-	if len(inj.struck) != 2*rounds || int(resumes.Load()) < len(inj.struck) {
-		t.Errorf("%d faults struck of %d planned, %d resumes: want one resume per fault at least", len(inj.struck), 2*rounds, resumes.Load())
+	// A fault strikes only after the last one's resume: one that broke
+	// nothing would hold back the rest.
+	if len(inj.struck) != 2*rounds || int(inj.resumes.Load()) < len(inj.struck) {
+		t.Errorf("%d faults struck of %d planned, %d resumes: want one resume per fault at least", len(inj.struck), 2*rounds, inj.resumes.Load())
 	}
 	// The journal agrees: one execution, every output event held or let go
 	// in order, the exit recorded.
