@@ -14,9 +14,8 @@
 // Each execution has a directory named by its id: meta.json (who started
 // it, what, when, how it ended; a version a line, appended on each change)
 // and its output as segment files of records (seq, stream, offset,
-// checksum), as
-// etcd's WAL and systemd's journal keep theirs: append-only, read back by
-// sequence, cut at a torn record after a crash. Plain files rather than an
+// checksum), as etcd's WAL and systemd's journal keep theirs: append-only,
+// read back by sequence, cut at a torn record after a crash. Plain files rather than an
 // embedded database such as bbolt: output is written once, in order, and
 // read in order; a segment is evicted whole; so a file per segment does the
 // whole job with one write per chunk, into the page cache as it comes (a
