@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -204,7 +205,9 @@ func filesRows(ctx context.Context, e *Env) ([]Row, error) {
 // daemon — 4 uploads and 4 downloads, each on its own connection with mTLS —
 // and returns the daemon's peak RSS.
 func (f *filesEnv) concurrentRSS(ctx context.Context, tlsFlags []string) (Row, error) {
-	d, err := f.e.StartDaemon(ctx, tlsFlags...)
+	// Its own state directory (the last flag): one rexecd holds a journal.
+	flags := append(slices.Clip(tlsFlags)[:len(tlsFlags)-1], filepath.Join(f.dir, "state-rss"))
+	d, err := f.e.StartDaemon(ctx, flags...)
 	if err != nil {
 		return Row{}, err
 	}
