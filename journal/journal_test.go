@@ -351,6 +351,46 @@ func TestTotalBoundEvictsOldestEnded(t *testing.T) {
 	}
 }
 
+// TestCountBoundTrimsOldestEnded: past MaxEnded, the oldest ended
+// executions go, their directories too, counted; a restart with a lower
+// bound trims at once. (Without the bound a busy server kept every short
+// command for Retain: 216,000 in a 10-minute soak, rexecd 21 → 124 MiB.)
+func TestCountBoundTrimsOldestEnded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j := openJournal(t, journal.Options{Dir: dir, MaxEnded: 3})
+	var xs []*journal.Execution
+	for i := range 7 {
+		xs = append(xs, runToEnd(t, j, "k", fmt.Sprintf("echo %d", i)))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for j.Stats().Trimmed < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := j.Stats(); st.Trimmed != 4 || st.Executions != 3 {
+		t.Fatalf("stats %+v: want 3 kept and 4 trimmed", st)
+	}
+	for i, x := range xs {
+		_, err := j.Lookup(x.ID(), journal.Caller{KeyID: "k"})
+		// Counted first, then removed: wait for a trimmed one's directory.
+		_, serr := os.Stat(filepath.Join(dir, x.ID()))
+		for ; i < 4 && serr == nil && time.Now().Before(deadline); _, serr = os.Stat(filepath.Join(dir, x.ID())) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if gone := i < 4; gone != errors.Is(err, journal.ErrNotFound) || gone != errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("execution %d: lookup %v, directory %v; want the oldest 4 gone", i, err, serr)
+		}
+	}
+	j.Close()
+	j2 := openJournal(t, journal.Options{Dir: dir, MaxEnded: 1})
+	if st := j2.Stats(); st.Trimmed != 2 || st.Executions != 1 {
+		t.Errorf("a restart with --retain-count 1: stats %+v, want 1 kept and 2 trimmed", st)
+	}
+	if _, err := j2.Lookup(xs[6].ID(), journal.Caller{All: true}); err != nil {
+		t.Errorf("the newest after the restart: %v", err)
+	}
+}
+
 func TestRetention(t *testing.T) {
 	t.Parallel()
 	now := time.Now()

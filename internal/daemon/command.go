@@ -139,6 +139,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.Int64Var(&cfg.Journal.MaxBytes, "journal-max", 64<<20, "bytes of journal per execution; past them a resumable command without its client blocks, a detached one's oldest output is evicted (0: no journal, every command ends with its call)")
 	fs.Int64Var(&cfg.Journal.MaxTotal, "journal-total", 1<<30, "bytes of all journals; past them the oldest ended executions are deleted")
 	dur(&cfg.Journal.Retain, "retain", time.Hour, "how long an ended execution's journal is kept")
+	fs.IntVar(&cfg.Journal.MaxEnded, "retain-count", 10_000, "how many ended executions are kept; past it the oldest are deleted")
 	dur(&cfg.Journal.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a resumable command runs on after its client's connection broke (0: it is killed at once)")
 	dur(&cfg.Files.PartialTTL, "partial-ttl", 24*time.Hour, "how long a partial upload is kept after its last byte")
 	dur(&cfg.Files.Checkpoint, "upload-checkpoint", 5*time.Second, "how often a running upload saves its state: a killed rexecd loses at most this much of it")
@@ -203,6 +204,8 @@ func checkJournalFlags(cmd *cobra.Command, cfg *DaemonConfig) error {
 		return cliflag.Usagef(cmd, "--journal-total %d is less than --journal-max %d: raise it", j.MaxTotal, j.MaxBytes)
 	case j.Retain <= 0:
 		return cliflag.Usagef(cmd, "--retain %v: want a positive duration", j.Retain)
+	case j.MaxEnded <= 0:
+		return cliflag.Usagef(cmd, "--retain-count %d: want at least 1", j.MaxEnded)
 	case cfg.StateDir == "" && j.MaxBytes > 0:
 		return cliflag.Usagef(cmd, "--state-dir is empty: give a directory, or --journal-max 0 for no journal")
 	}

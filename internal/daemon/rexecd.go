@@ -91,7 +91,7 @@ func openJournal(cfg DaemonConfig, log *slog.Logger) (*journal.Journal, error) {
 	st := j.Stats()
 	o := j.Options()
 	log.Info("journal open", "dir", jo.Dir, "executions", st.Executions, "bytes", st.Bytes, "recovered", st.Recovered,
-		"journal_max", o.MaxBytes, "journal_total", o.MaxTotal, "retain", o.Retain, "reconnect_grace", o.ReconnectGrace)
+		"journal_max", o.MaxBytes, "journal_total", o.MaxTotal, "retain", o.Retain, "retain_count", o.MaxEnded, "reconnect_grace", o.ReconnectGrace)
 	return j, nil
 }
 
