@@ -125,7 +125,7 @@ type Stats struct {
 	// DeletedBytes their journals' bytes; Expired those removed after Retain;
 	// Trimmed those removed for MaxEnded.
 	Deleted, Expired, Trimmed int64
-	DeletedBytes     int64
+	DeletedBytes              int64
 	// EvictedBytes and EvictedRecords count output evicted from the journals
 	// of executions that went on (oldest first).
 	EvictedBytes, EvictedRecords int64
