@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -58,7 +59,7 @@ var keyOptions = []keyOption{
 		name: "quota",
 		want: "a size above 0 (" + sizeWant + "), with root=",
 		set: func(k *Key, v string) error {
-			n, err := parseSize(v)
+			n, err := ParseSize(v)
 			if err != nil {
 				return err
 			}
@@ -177,13 +178,20 @@ func formatOptions(k *Key) []string {
 	return out
 }
 
-// sizeWant is what parseSize accepts, for the options that take a size.
+// sizeWant is what ParseSize accepts, for the options that take a size.
 const sizeWant = "a byte count, or a number with K, M, G or T (powers of 1024), like 512M or 10G"
 
-// parseSize reads a size as systemd and Docker write one: a decimal count
+// ErrNotSize and ErrSizeTooLarge are ParseSize's errors (wrapped).
+var (
+	ErrNotSize      = errors.New("not a size")
+	ErrSizeTooLarge = errors.New("too large")
+)
+
+// ParseSize reads a size as systemd and Docker write one: a decimal count
 // of bytes with an optional suffix K, M, G or T (either case; powers of
-// 1024). For the options that take one (quota=, memory=, fsize=).
-func parseSize(s string) (int64, error) {
+// 1024). The key file's size options (quota=, memory=, fsize=) and the
+// daemon's size flags take it.
+func ParseSize(s string) (int64, error) {
 	num, shift := s, 0
 	if n := len(s); n > 0 {
 		switch s[n-1] {
@@ -201,28 +209,33 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	if num == "" || strings.IndexFunc(num, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
+		return 0, fmt.Errorf("%q is %w", s, ErrNotSize)
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || v > math.MaxInt64>>shift {
-		return 0, fmt.Errorf("%q is too large", s)
+		return 0, fmt.Errorf("%q is %w", s, ErrSizeTooLarge)
 	}
 	return v << shift, nil
 }
 
-// formatSize writes n as parseSize reads it, in the largest unit that
-// divides it: 10737418240 is 10G. 0 is "" (no value).
-func formatSize(n int64) string {
-	if n == 0 {
-		return ""
-	}
+// FormatSize writes n as ParseSize reads it, in the largest unit that
+// divides it: 10737418240 is 10G, 0 is "0".
+func FormatSize(n int64) string {
 	for _, u := range []struct {
 		shift  uint
 		suffix string
 	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
-		if n%(1<<u.shift) == 0 {
+		if n != 0 && n%(1<<u.shift) == 0 {
 			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// formatSize is FormatSize for a key line: 0 is "" (no value).
+func formatSize(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return FormatSize(n)
 }

@@ -162,13 +162,13 @@ func TestParseSize(t *testing.T) {
 		"2t": 2 << 40, "8388607T": 8388607 << 40,
 	}
 	for s, want := range good {
-		if got, err := parseSize(s); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", s, got, err, want)
+		if got, err := ParseSize(s); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", s, got, err, want)
 		}
 	}
 	for _, s := range []string{"", "M", "-1", "+1", "1.5G", "1 G", "1GB", "1KiB", "0x10", "8388608T", "99999999999999999999"} {
-		if got, err := parseSize(s); err == nil {
-			t.Errorf("parseSize(%q) = %d, want an error", s, got)
+		if got, err := ParseSize(s); err == nil {
+			t.Errorf("ParseSize(%q) = %d, want an error", s, got)
 		}
 	}
 }
@@ -202,8 +202,8 @@ func TestFormatSize(t *testing.T) {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
 		if n > 0 {
-			if back, err := parseSize(formatSize(n)); err != nil || back != n {
-				t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
+			if back, err := ParseSize(formatSize(n)); err != nil || back != n {
+				t.Errorf("ParseSize(formatSize(%d)) = %d, %v", n, back, err)
 			}
 		}
 	}

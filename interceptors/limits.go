@@ -98,9 +98,9 @@ func limitWant(name string) string {
 	return "a whole number above 0"
 }
 
-// parseLimitSize is parseSize for a limit: at least least bytes.
+// parseLimitSize is ParseSize for a limit: at least least bytes.
 func parseLimitSize(s string, least int64) (int64, error) {
-	n, err := parseSize(s)
+	n, err := ParseSize(s)
 	if err != nil {
 		return 0, err
 	}

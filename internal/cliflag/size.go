@@ -2,9 +2,8 @@ package cliflag
 
 import (
 	"errors"
-	"math"
-	"strconv"
-	"strings"
+
+	"github.com/rexec/rexec/interceptors"
 )
 
 // Size is a pflag.Value for a byte count written as systemd and Docker
@@ -25,33 +24,16 @@ func (z Size) Set(s string) error {
 		*z.N = -1
 		return nil
 	}
-	num, shift := s, 0
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'K', 'k':
-			shift = 10
-		case 'M', 'm':
-			shift = 20
-		case 'G', 'g':
-			shift = 30
-		case 'T', 't':
-			shift = 40
-		}
-		if shift != 0 {
-			num = s[:n-1]
-		}
-	}
-	if num == "" || strings.Trim(num, "0123456789") != "" {
-		if z.Auto {
-			return errors.New(errSize.Error() + ", or auto")
-		}
+	v, err := interceptors.ParseSize(s)
+	switch {
+	case errors.Is(err, interceptors.ErrSizeTooLarge):
+		return interceptors.ErrSizeTooLarge
+	case err != nil && z.Auto:
+		return errors.New(errSize.Error() + ", or auto")
+	case err != nil:
 		return errSize
 	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v > math.MaxInt64>>shift {
-		return errors.New("too large")
-	}
-	*z.N = v << shift
+	*z.N = v
 	return nil
 }
 
@@ -64,17 +46,8 @@ func (z Size) String() string {
 	if z.N == nil {
 		return "0"
 	}
-	n := *z.N
-	if n < 0 && z.Auto {
+	if *z.N < 0 && z.Auto {
 		return "auto"
 	}
-	for _, u := range []struct {
-		shift  uint
-		suffix string
-	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
-		if n != 0 && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
+	return interceptors.FormatSize(*z.N)
 }
