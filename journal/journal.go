@@ -377,15 +377,7 @@ func (j *Journal) endedExec(x *Execution) {
 // trimEnded deletes the oldest ended executions past MaxEnded.
 func (j *Journal) trimEnded() {
 	j.mu.Lock()
-	var victims []*Execution
-	for len(j.ended) > j.opts.MaxEnded {
-		x := j.ended[0]
-		j.ended[0] = nil
-		j.ended = j.ended[1:]
-		j.forgetLocked(x)
-		j.stats.Trimmed++
-		victims = append(victims, x)
-	}
+	victims := j.popEndedLocked(func(*Execution) bool { return len(j.ended) > j.opts.MaxEnded }, &j.stats.Trimmed)
 	j.mu.Unlock()
 	for _, x := range victims {
 		_ = os.RemoveAll(x.dir)
@@ -407,16 +399,13 @@ func (j *Journal) countEvicted(bytes, records int64) {
 // fit in MaxTotal (or none is left). It returns how many it deleted.
 func (j *Journal) evictEnded(need int64) int {
 	j.mu.Lock()
-	var victims []*Execution
-	for len(j.ended) > 0 && j.total.Load()+need > j.opts.MaxTotal {
-		x := j.ended[0]
-		j.ended[0] = nil
-		j.ended = j.ended[1:]
-		j.forgetLocked(x)
-		j.stats.Deleted++
+	victims := j.popEndedLocked(func(x *Execution) bool {
+		if j.total.Load()+need <= j.opts.MaxTotal {
+			return false
+		}
 		j.stats.DeletedBytes += x.log.size
-		victims = append(victims, x)
-	}
+		return true
+	}, &j.stats.Deleted)
 	j.mu.Unlock()
 	for _, x := range victims {
 		j.log.Info("journal: deleted an ended execution's journal for the total bound (--journal-total)",
@@ -424,6 +413,22 @@ func (j *Journal) evictEnded(need int64) int {
 		_ = os.RemoveAll(x.dir)
 	}
 	return len(victims)
+}
+
+// popEndedLocked takes the oldest ended executions as long as more says
+// so of the oldest left, forgets them, and counts each in *n (j.mu held).
+// The caller removes their directories, outside the lock.
+func (j *Journal) popEndedLocked(more func(*Execution) bool, n *int64) []*Execution {
+	var victims []*Execution
+	for len(j.ended) > 0 && more(j.ended[0]) {
+		x := j.ended[0]
+		j.ended[0] = nil
+		j.ended = j.ended[1:]
+		j.forgetLocked(x)
+		*n++
+		victims = append(victims, x)
+	}
+	return victims
 }
 
 // forgetLocked drops x from the journal's books (j.mu held). x has ended,
@@ -438,15 +443,7 @@ func (j *Journal) forgetLocked(x *Execution) {
 func (j *Journal) sweep() {
 	limit := j.opts.Now().Add(-j.opts.Retain)
 	j.mu.Lock()
-	var victims []*Execution
-	for len(j.ended) > 0 && j.ended[0].ended.Before(limit) {
-		x := j.ended[0]
-		j.ended[0] = nil
-		j.ended = j.ended[1:]
-		j.forgetLocked(x)
-		j.stats.Expired++
-		victims = append(victims, x)
-	}
+	victims := j.popEndedLocked(func(x *Execution) bool { return x.ended.Before(limit) }, &j.stats.Expired)
 	j.mu.Unlock()
 	for _, x := range victims {
 		_ = os.RemoveAll(x.dir)
