@@ -76,6 +76,25 @@ func (c *collected) add(t testing.TB, it journal.Item) {
 }
 
 // drain reads a until io.EOF.
+// readAll reads x's journal with a Reader from seq from (follow: until
+// its end) and collects what it gets.
+func readAll(t testing.TB, x *journal.Execution, from uint64, follow bool) collected {
+	t.Helper()
+	r := x.Reader(from, follow)
+	defer r.Close()
+	var c collected
+	for {
+		it, err := r.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			return c
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.add(t, it)
+	}
+}
+
 func drainAttachment(t testing.TB, a *journal.Attachment, c *collected) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -114,19 +133,7 @@ func TestCallExecutionStreamsInOrder(t *testing.T) {
 	}
 	<-x.Done()
 	// The journal has it all, and a reader from the start gets the same.
-	r := x.Reader(0, false)
-	defer r.Close()
-	var rc collected
-	for {
-		it, err := r.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc.add(t, it)
-	}
+	rc := readAll(t, x, 0, false)
 	if rc.stdout.String() != want || rc.stderr.String() != "err\n" || rc.exit == nil || rc.started {
 		t.Fatalf("reader after the end: %d bytes, stderr %q, exit %v, started %v", rc.stdout.Len(), rc.stderr.String(), rc.exit, rc.started)
 	}
@@ -292,19 +299,7 @@ func TestDetachedIsNeverBlocked(t *testing.T) {
 	if in.Exit.ExitCode != 0 || in.Bytes > 1<<20 || in.EvictedBytes < 18000000 || in.FirstSeq <= 1 {
 		t.Fatalf("info %+v: want the newest MiB held and the rest evicted, counted", in)
 	}
-	r := x.Reader(1, false)
-	defer r.Close()
-	var c collected
-	for {
-		it, err := r.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.add(t, it)
-	}
+	c := readAll(t, x, 1, false)
 	if len(c.gaps) != 1 || c.gaps[0].FirstSeq != 1 || c.gaps[0].LastSeq != in.FirstSeq-1 || c.gaps[0].Bytes != in.EvictedBytes {
 		t.Fatalf("gaps %+v, info %+v", c.gaps, in)
 	}
@@ -577,19 +572,7 @@ func TestRecoverAfterACrash(t *testing.T) {
 	if in.Exit == nil || in.Exit.Reason != runner.ReasonShutdown || in.Exit.SentSignalName != "KILL" || !in.Recovered || in.Ended.IsZero() {
 		t.Fatalf("recovered %+v, exit %+v", in, in.Exit)
 	}
-	r := y.Reader(0, true)
-	defer r.Close()
-	var rc collected
-	for {
-		it, err := r.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc.add(t, it)
-	}
+	rc := readAll(t, y, 0, true)
 	if rc.stdout.String() != seqOutput(1000) || rc.exit == nil {
 		t.Fatalf("read back %q…, exit %v", rc.stdout.String()[:min(20, rc.stdout.Len())], rc.exit)
 	}
@@ -670,19 +653,7 @@ func TestLargeAndSmallRecords(t *testing.T) {
 	}
 	a.Close(nil)
 	<-x.Done()
-	r := x.Reader(0, false)
-	defer r.Close()
-	var disk collected
-	for {
-		it, err := r.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		disk.add(t, it)
-	}
+	disk := readAll(t, x, 0, false)
 	if live.stdout.Len() != 6*(300000+7) || !bytes.Equal(live.stdout.Bytes(), disk.stdout.Bytes()) ||
 		live.stderr.String() != disk.stderr.String() || len(disk.gaps) != 0 || len(live.seqs) != len(disk.seqs) {
 		t.Fatalf("live %d/%d bytes, %d records; disk %d/%d bytes, %d records, gaps %v", live.stdout.Len(), live.stderr.Len(),
