@@ -374,14 +374,5 @@ func BenchmarkStartTrueCgroup(b *testing.B) {
 	}
 	r := runner.New(runner.Options{Cgroups: runner.CgroupsRequire, CgroupParent: testenv.CgroupParent})
 	defer r.Close()
-	b.ReportAllocs()
-	for range b.N {
-		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"true"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := p.Wait(&discardSink{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchStartTrue(b, r)
 }

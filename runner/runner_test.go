@@ -515,8 +515,10 @@ func BenchmarkPump(b *testing.B) {
 }
 
 // BenchmarkStartTrue measures one whole command: start `true`, wait, release.
-func BenchmarkStartTrue(b *testing.B) {
-	r := runner.New(runner.Options{})
+func BenchmarkStartTrue(b *testing.B) { benchStartTrue(b, runner.New(runner.Options{})) }
+
+// benchStartTrue runs `true` on r b.N times, each to its end.
+func benchStartTrue(b *testing.B, r *runner.Runner) {
 	b.ReportAllocs()
 	for range b.N {
 		p, err := r.Start(context.Background(), runner.Spec{Argv: []string{"true"}})

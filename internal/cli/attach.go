@@ -76,16 +76,5 @@ func (c *command) attach(id string, from uint64, noStdin bool) int {
 			}
 		}
 	}
-	fw := c.forwardSignals(s, sigs, termFD, cancel)
-	exited, err := s.Wait(c.env.Stdout, c.env.Stderr)
-	lastSig := fw.stop()
-	local.restore()
-	if err != nil {
-		if ctx.Err() != nil && lastSig != 0 {
-			fmt.Fprintf(c.env.Stderr, "rexec: the signal could not reach the command (it is not reading its stdin); the command was ended\n")
-			return 128 + int(lastSig)
-		}
-		return c.fail(err)
-	}
-	return c.report(exited)
+	return c.waitSession(ctx, s, sigs, termFD, cancel, local, "the command was ended", c.fail)
 }

@@ -84,17 +84,25 @@ func (c *command) session(cl *client.Client, req *rexecv1.RunRequest, o sessionO
 		local.restore()
 		return c.failSession(err, o)
 	}
+	return c.waitSession(ctx, s, sigs, termFD, cancel, local, "the call was ended and the command killed", func(err error) int { return c.failSession(err, o) })
+}
+
+// waitSession forwards signals to s while it runs, restores the local
+// terminal, and returns the exit status: the command's, 128+N after a
+// signal that could not reach it (then ended says what became of it), or
+// fail's for an error.
+func (c *command) waitSession(ctx context.Context, s *client.Session, sigs <-chan os.Signal, termFD int, cancel func(), local *localTerm, ended string, fail func(error) int) int {
 	fw := c.forwardSignals(s, sigs, termFD, cancel)
 	exited, err := s.Wait(c.env.Stdout, c.env.Stderr)
 	lastSig := fw.stop()
 	local.restore()
 	if err != nil {
 		if ctx.Err() != nil && lastSig != 0 {
-			// We gave up on the command after a signal; the server killed it.
-			fmt.Fprintf(c.env.Stderr, "rexec: the signal could not reach the command (it is not reading its stdin); the call was ended and the command killed\n")
+			// We gave up on the command after a signal; the server ended it.
+			fmt.Fprintf(c.env.Stderr, "rexec: the signal could not reach the command (it is not reading its stdin); %s\n", ended)
 			return 128 + int(lastSig)
 		}
-		return c.failSession(err, o)
+		return fail(err)
 	}
 	return c.report(exited)
 }
