@@ -108,6 +108,33 @@ func (d *Daemon) Stop() {
 	os.RemoveAll(d.dir)
 }
 
+// sampleRSS reads pid's resident set every 50 ms until the returned stop
+// is called, and stop returns the highest it saw.
+func sampleRSS(pid int) (stop func() int64) {
+	var peak int64
+	done, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if rss, _, err := Memory(pid); err == nil {
+					peak = max(peak, rss)
+				}
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-sampled
+		return peak
+	}
+}
+
 // Memory reads a process's resident set now and its peak (VmRSS, VmHWM), in bytes.
 func Memory(pid int) (rss, peak int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

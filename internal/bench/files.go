@@ -221,23 +221,6 @@ func (f *filesEnv) concurrentRSS(ctx context.Context, tlsFlags []string) (Row, e
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var peakSample int64
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if rss, _, err := Memory(d.Pid()); err == nil {
-					peakSample = max(peakSample, rss)
-				}
-			}
-		}
-	}()
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	begin := time.Now()
@@ -266,8 +249,6 @@ func (f *filesEnv) concurrentRSS(ctx context.Context, tlsFlags []string) (Row, e
 	}
 	wg.Wait()
 	el := time.Since(begin)
-	cancel()
-	<-sampled
 	if err := errors.Join(errs...); err != nil {
 		return Row{}, err
 	}

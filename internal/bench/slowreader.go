@@ -43,22 +43,7 @@ func SlowReader(ctx context.Context, d *Daemon, size, rate int64, dur time.Durat
 	if err != nil {
 		return nil, err
 	}
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if rss, _, err := Memory(d.Pid()); err == nil && rss > res.RSSPeakDuring {
-					res.RSSPeakDuring = rss
-				}
-			}
-		}
-	}()
+	stopSampling := sampleRSS(d.Pid())
 	start := time.Now()
 	for time.Since(start) < dur {
 		m, err := stream.Recv()
@@ -76,7 +61,7 @@ func SlowReader(ctx context.Context, d *Daemon, size, rate int64, dur time.Durat
 	}
 	res.Elapsed = time.Since(start)
 	cancel()
-	<-sampled
+	res.RSSPeakDuring = stopSampling()
 	_, res.HWM, err = Memory(d.Pid())
 	return res, err
 }
