@@ -95,15 +95,11 @@ func filesRows(ctx context.Context, e *Env) ([]Row, error) {
 	if _, err := e.Bin(ctx); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(e.Cfg.TmpDir, "rexec-bench-files-")
+	dir, certs, err := e.certDir("rexec-bench-files-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	certs, err := tlsconfig.WriteDemo(filepath.Join(dir, "certs"), "bench")
-	if err != nil {
-		return nil, err
-	}
+	defer os.RemoveAll(dir) // its copies are large: gone before the next group, not at the run's end
 	// The daemon's partial uploads on the file's filesystem too (a key
 	// without a root keeps them in --state-dir).
 	tlsFlags := []string{"--tls-cert", certs.ServerCert, "--tls-key", certs.ServerKey, "--tls-client-ca", certs.CACert,

@@ -41,12 +41,7 @@ func newFleetEnv(ctx context.Context, e *Env) (*fleetEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(e.Cfg.TmpDir, "rexec-bench-fleet-")
-	if err != nil {
-		return nil, err
-	}
-	e.onClose(func() { os.RemoveAll(dir) })
-	certs, err := tlsconfig.WriteDemo(filepath.Join(dir, "certs"), "bench")
+	dir, certs, err := e.certDir("rexec-bench-fleet-")
 	if err != nil {
 		return nil, err
 	}

@@ -17,17 +17,24 @@ type TLSDaemon struct {
 	Certs *tlsconfig.Files
 }
 
+// certDir makes a directory for the run (removed when it ends) with a
+// throwaway CA and server and client certificates in its certs/.
+func (e *Env) certDir(prefix string) (string, *tlsconfig.Files, error) {
+	dir, err := os.MkdirTemp(e.Cfg.TmpDir, prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	e.onClose(func() { os.RemoveAll(dir) })
+	certs, err := tlsconfig.WriteDemo(filepath.Join(dir, "certs"), "bench")
+	return dir, certs, err
+}
+
 // TLSDaemon returns the run's mTLS rexecd, started on first use.
 func (e *Env) TLSDaemon(ctx context.Context) (*TLSDaemon, error) {
 	if e.tls != nil {
 		return e.tls, nil
 	}
-	dir, err := os.MkdirTemp(e.Cfg.TmpDir, "rexec-bench-tls-")
-	if err != nil {
-		return nil, err
-	}
-	e.onClose(func() { os.RemoveAll(dir) })
-	certs, err := tlsconfig.WriteDemo(filepath.Join(dir, "certs"), "bench")
+	_, certs, err := e.certDir("rexec-bench-tls-")
 	if err != nil {
 		return nil, err
 	}
