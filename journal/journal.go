@@ -174,7 +174,7 @@ func Open(opts Options) (*Journal, error) {
 	close(j.idle)
 	if err := j.recover(); err != nil {
 		if lock != nil {
-			lock.Close()
+			unlockDir(lock)
 		}
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func (j *Journal) Close() error {
 	close(j.stop)
 	j.bg.Wait()
 	if j.lock != nil {
-		j.lock.Close() // and with it the flock
+		unlockDir(j.lock)
 	}
 	return nil
 }

@@ -35,3 +35,13 @@ func lockDir(dir string) (*os.File, error) {
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
 }
+
+// unlockDir gives dir up. The flock is released before the file is closed:
+// a close alone leaves it held while a child forked meanwhile (by any
+// goroutine of this process, before its exec closes the inherited
+// descriptor) still holds a copy, and a journal opened again at once (a
+// test, an in-process restart) would find its own process in the way.
+func unlockDir(f *os.File) {
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	f.Close()
+}
