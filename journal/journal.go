@@ -167,10 +167,14 @@ func Open(opts Options) (*Journal, error) {
 	j := &Journal{
 		opts: opts, log: opts.Logger.With("log", "journal"),
 		execs: map[string]*Execution{}, idle: make(chan struct{}), stop: make(chan struct{}), lock: lock,
-		trim: make(chan struct{}, 1), spares: spares{dir: opts.Dir},
+		trim: make(chan struct{}, 1), spares: spares{dir: filepath.Join(opts.Dir, spareDir)},
 	}
 	close(j.idle)
-	if err := j.recover(); err != nil {
+	err = j.openSpares()
+	if err == nil {
+		err = j.recover()
+	}
+	if err != nil {
 		if lock != nil {
 			lock.Close()
 		}

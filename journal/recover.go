@@ -29,9 +29,8 @@ func (j *Journal) recover() error {
 			continue
 		}
 		dir := filepath.Join(j.opts.Dir, e.Name())
-		if isSpare(e.Name()) {
-			j.adoptSpare(dir)
-			continue
+		if e.Name() == spareDir {
+			continue // openSpares
 		}
 		x, err := j.recoverOne(dir)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 )
 
@@ -16,9 +15,12 @@ import (
 // project's machine, as much again for the meta file, where renaming a
 // directory takes 20 µs and appending to an empty file 6 µs. So the
 // journal keeps a few spare directories, each with an empty meta file,
-// in its own directory under names no execution has (sparePrefix): a
+// in a directory of its own that no execution id can name (spareDir): a
 // new execution renames one to its id and appends its meta to the file
-// that is there. An ended execution that is deleted (bounds, retention)
+// that is there. The filler makes them in spareDir/new and moves each
+// into spareDir when it is whole: a mkdir holds its parent's lock for
+// the whole inode search, which a new execution's rename out of spareDir
+// (and into the journal's directory) must not wait for. An ended execution that is deleted (bounds, retention)
 // becomes a spare, renamed first (so that it is gone at once, as a
 // RemoveAll made it), then emptied; while none is left, a background
 // filler makes new ones, off the commands' way.
@@ -28,9 +30,12 @@ import (
 // meta is appended as a new directory's was; a spare being emptied is
 // emptied again by the next Open.
 
-// sparePrefix starts the name of a spare directory (an execution id is
-// hex).
-const sparePrefix = ".spare-"
+// spareDir is the journal's subdirectory of spares (an execution id is
+// hex), and spareNew the filler's, under it.
+const (
+	spareDir = ".spares"
+	spareNew = "new"
+)
 
 // maxSpares bounds the spare directories; the filler starts when fewer
 // than half are left.
@@ -38,7 +43,7 @@ const maxSpares = 32
 
 // spares is the journal's spare directories.
 type spares struct {
-	dir string // the journal's directory
+	dir string // the journal's spareDir
 
 	mu      sync.Mutex
 	ready   []string // paths of spares, each with an empty meta file
@@ -93,24 +98,28 @@ func (s *spares) count() int {
 	return len(s.ready)
 }
 
-// spareName returns a fresh path for a spare directory.
-func (s *spares) newPath() string {
+// newName returns a fresh name for a spare directory.
+func newName() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return filepath.Join(s.dir, sparePrefix+hex.EncodeToString(b[:]))
+	return hex.EncodeToString(b[:])
 }
 
-// isSpare reports whether a journal directory entry is a spare.
-func isSpare(name string) bool { return strings.HasPrefix(name, sparePrefix) }
-
-// makeSpare makes a new spare directory with its empty meta file.
+// makeSpare makes a new spare directory with its empty meta file, in
+// spareNew, and moves it into spareDir.
 func (s *spares) makeSpare() (string, error) {
-	p := s.newPath()
-	if err := os.Mkdir(p, 0o700); err != nil {
+	name := newName()
+	work := filepath.Join(s.dir, spareNew, name)
+	if err := os.Mkdir(work, 0o700); err != nil {
 		return "", err
 	}
-	if err := emptySpare(p); err != nil {
-		_ = os.RemoveAll(p)
+	p := filepath.Join(s.dir, name)
+	err := emptySpare(work)
+	if err == nil {
+		err = os.Rename(work, p)
+	}
+	if err != nil {
+		_ = os.RemoveAll(work)
 		return "", err
 	}
 	return p, nil
@@ -159,7 +168,7 @@ func (j *Journal) retireDir(dir string) {
 		_ = os.RemoveAll(dir)
 		return
 	}
-	p := j.spares.newPath()
+	p := filepath.Join(j.spares.dir, newName())
 	if err := os.Rename(dir, p); err != nil {
 		_ = os.RemoveAll(dir)
 		return
@@ -169,12 +178,28 @@ func (j *Journal) retireDir(dir string) {
 	}
 }
 
-// adoptSpare takes a spare found by Open: emptied (a crash may have
-// left it half emptied), kept, or removed past maxSpares.
-func (j *Journal) adoptSpare(p string) {
-	if j.spares.count() >= maxSpares || emptySpare(p) != nil || !j.spares.put(p) {
-		_ = os.RemoveAll(p)
+// openSpares takes the spares a previous server left (each emptied
+// again: a crash may have left one half emptied; past maxSpares removed),
+// drops what its filler left half made, and makes spareNew.
+func (j *Journal) openSpares() error {
+	_ = os.RemoveAll(filepath.Join(j.spares.dir, spareNew))
+	if err := os.MkdirAll(filepath.Join(j.spares.dir, spareNew), 0o700); err != nil {
+		return err
 	}
+	ents, err := os.ReadDir(j.spares.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == spareNew {
+			continue
+		}
+		p := filepath.Join(j.spares.dir, e.Name())
+		if !e.IsDir() || j.spares.count() >= maxSpares || emptySpare(p) != nil || !j.spares.put(p) {
+			_ = os.RemoveAll(p)
+		}
+	}
+	return nil
 }
 
 // refillSpares starts the background filler when fewer than half the

@@ -10,8 +10,8 @@ import (
 	"github.com/rexec/rexec/journal"
 )
 
-// spareDirs lists the journal directory's spares (".spare-…") and
-// execution directories.
+// spareDirs lists the journal's spares (in .spares, relative to dir) and
+// its execution directories.
 func spareDirs(t *testing.T, dir string) (spares, execs []string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -19,12 +19,17 @@ func spareDirs(t *testing.T, dir string) (spares, execs []string) {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		switch {
-		case !e.IsDir():
-		case strings.HasPrefix(e.Name(), ".spare-"):
-			spares = append(spares, e.Name())
-		default:
+		if e.IsDir() && e.Name() != ".spares" {
 			execs = append(execs, e.Name())
+		}
+	}
+	ents, err = os.ReadDir(filepath.Join(dir, ".spares"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() && e.Name() != "new" {
+			spares = append(spares, filepath.Join(".spares", e.Name()))
 		}
 	}
 	return spares, execs
@@ -55,7 +60,7 @@ func TestSpareDirectories(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	j := openJournal(t, journal.Options{Dir: dir, MaxEnded: 1})
-	spares := waitSpares(t, dir, 16)
+	spares := waitSpares(t, dir, 32) // all made: the filler has stopped
 	for _, s := range spares {
 		ents, err := os.ReadDir(filepath.Join(dir, s))
 		if err != nil || len(ents) != 1 || ents[0].Name() != "meta.json" {
