@@ -12,7 +12,13 @@ import (
 // `true`, read its attachment to the end, close it. Beside the runner's
 // BenchmarkStartTrue it is what the journal adds to a command's round trip
 // (its directory and meta file at the start, its end at the end).
-func BenchmarkStartTrue(b *testing.B) {
+func BenchmarkStartTrue(b *testing.B) { benchStart(b, "true") }
+
+// BenchmarkStartEcho is BenchmarkStartTrue with a line of output: the
+// journal's first segment file as well.
+func BenchmarkStartEcho(b *testing.B) { benchStart(b, "echo", "hi") }
+
+func benchStart(b *testing.B, argv ...string) {
 	j, err := journal.Open(journal.Options{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -22,7 +28,7 @@ func BenchmarkStartTrue(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for range b.N {
-		_, a, err := j.Start(ctx, r, runner.Spec{Argv: []string{"true"}}, journal.StartOptions{Lifetime: journal.Call, Attach: true})
+		_, a, err := j.Start(ctx, r, runner.Spec{Argv: argv}, journal.StartOptions{Lifetime: journal.Call, Attach: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -114,10 +114,11 @@ type Journal struct {
 	closed  bool
 	stats   Stats
 
-	stop chan struct{}
-	trim chan struct{} // wakes background: more ended executions than MaxEnded
-	bg   sync.WaitGroup
-	lock *os.File
+	stop   chan struct{}
+	trim   chan struct{} // wakes background: more ended executions than MaxEnded
+	spares spares        // directories made ahead for new executions
+	bg     sync.WaitGroup
+	lock   *os.File
 }
 
 // Stats count what the journal holds and what it dropped.
@@ -169,10 +170,14 @@ func Open(opts Options) (*Journal, error) {
 	j := &Journal{
 		opts: opts, log: opts.Logger.With("log", "journal"),
 		execs: map[string]*Execution{}, idle: make(chan struct{}), stop: make(chan struct{}), lock: lock,
-		trim: make(chan struct{}, 1),
+		trim: make(chan struct{}, 1), spares: spares{dir: filepath.Join(opts.Dir, spareDir)},
 	}
 	close(j.idle)
-	if err := j.recover(); err != nil {
+	err = j.openSpares()
+	if err == nil {
+		err = j.recover()
+	}
+	if err != nil {
 		if lock != nil {
 			unlockDir(lock)
 		}
@@ -182,6 +187,7 @@ func Open(opts Options) (*Journal, error) {
 	j.trimEnded()
 	j.bg.Add(1)
 	go j.background()
+	j.refillSpares()
 	return j, nil
 }
 
@@ -313,7 +319,7 @@ func (j *Journal) Start(ctx context.Context, r *runner.Runner, spec runner.Spec,
 		pid: p.Pid(), changed: make(chan struct{}),
 	}
 	x.log = outputLog{dir: x.dir, segSize: j.opts.segSize(), liveWindow: j.opts.LiveWindow}
-	if err := os.Mkdir(x.dir, 0o700); err == nil {
+	if err := j.takeDir(x.dir); err == nil {
 		err = appendMeta(x.dir, x.metaLocked())
 		if err != nil {
 			j.log.Error("journal: cannot write an execution's meta file; its journal is not kept", "exec_id", x.id, "err", err)
@@ -383,7 +389,7 @@ func (j *Journal) trimEnded() {
 	victims := j.popEndedLocked(func(*Execution) bool { return len(j.ended) > j.opts.MaxEnded }, &j.stats.Trimmed)
 	j.mu.Unlock()
 	for _, x := range victims {
-		_ = os.RemoveAll(x.dir)
+		j.retireDir(x.dir)
 	}
 	if len(victims) > 0 {
 		j.log.Debug("journal: deleted the oldest ended executions past the count bound (--retain-count)", "count", len(victims), "retain_count", j.opts.MaxEnded)
@@ -413,7 +419,7 @@ func (j *Journal) evictEnded(need int64) int {
 	for _, x := range victims {
 		j.log.Info("journal: deleted an ended execution's journal for the total bound (--journal-total)",
 			"exec_id", x.id, "bytes", x.log.size, "ended", x.ended)
-		_ = os.RemoveAll(x.dir)
+		j.retireDir(x.dir)
 	}
 	return len(victims)
 }
@@ -449,7 +455,7 @@ func (j *Journal) sweep() {
 	victims := j.popEndedLocked(func(x *Execution) bool { return x.ended.Before(limit) }, &j.stats.Expired)
 	j.mu.Unlock()
 	for _, x := range victims {
-		_ = os.RemoveAll(x.dir)
+		j.retireDir(x.dir)
 	}
 	if len(victims) > 0 {
 		j.log.Info("journal: deleted ended executions past their retention (--retain)", "count", len(victims), "retain", j.opts.Retain)

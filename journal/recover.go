@@ -29,6 +29,9 @@ func (j *Journal) recover() error {
 			continue
 		}
 		dir := filepath.Join(j.opts.Dir, e.Name())
+		if e.Name() == spareDir {
+			continue // openSpares
+		}
 		x, err := j.recoverOne(dir)
 		if err != nil {
 			j.log.Warn("journal: removing an execution directory without a readable meta file", "dir", dir, "err", err)

@@ -5,8 +5,6 @@ package runner
 import (
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -38,8 +36,9 @@ func rusage(st *os.ProcessState) (leaderUsage, bool) {
 	}, true
 }
 
-// ownPeakRSS is this process's peak resident set (VmHWM), in bytes, or 0
-// where /proc does not say.
+// ownPeakRSS is this process's peak resident set, in bytes (its own
+// ru_maxrss: VmHWM, read with one getrusage rather than /proc/self/status
+// and its parsing on every command's start), or 0 where it cannot be read.
 //
 // A command's ru_maxrss is not only its own: Linux keeps, as the maxrss of
 // a process that called execve, the high-water mark of the address space it
@@ -47,17 +46,13 @@ func rusage(st *os.ProcessState) (leaderUsage, bool) {
 // process's. So a command's ru_maxrss is at least this process's peak as
 // it started, and only a figure above that is the command's own.
 func ownPeakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			if f := strings.Fields(v); len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
+	rss := int64(ru.Maxrss)
+	if runtime.GOOS != "darwin" {
+		rss *= 1024 // Linux counts KiB, macOS bytes
 	}
-	return 0
+	return rss
 }
