@@ -84,6 +84,10 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 				return cliflag.Usagef(cmd, "--log-format %q: want text or json", cfg.LogFormat)
 			}
+			if cfg.Skew <= interceptors.TokenReuse {
+				// rexec's client presents one token for up to TokenReuse.
+				return cliflag.Usagef(cmd, "--skew %v: give more than %v (rexec's client presents one token for up to %v)", cfg.Skew, interceptors.TokenReuse, interceptors.TokenReuse)
+			}
 			if err := checkJournalFlags(cmd, &cfg); err != nil {
 				return err
 			}
