@@ -51,27 +51,30 @@ type tokenCreds struct {
 	tokens map[string]minted // by full method
 }
 
+// minted is a token as metadata: gRPC only reads the map, so one map
+// serves every call that sends the token.
 type minted struct {
-	value string
-	at    time.Time
+	md map[string]string
+	at time.Time
 }
 
 // GetRequestMetadata returns the call's authorization metadata.
 func (c *tokenCreds) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
 	ri, _ := credentials.RequestInfoFromContext(ctx)
-	return map[string]string{MetadataKey: c.token(ctx, ri.Method)}, nil
+	return c.token(ctx, ri.Method), nil
 }
 
 // RequireTransportSecurity is false: rexec runs plaintext on loopback.
 func (c *tokenCreds) RequireTransportSecurity() bool { return false }
 
-// token returns a token for method on the call's connection: the one it
-// sent last, while younger than TokenReuse, or a fresh one.
-func (c *tokenCreds) token(ctx context.Context, method string) string {
+// token returns the metadata of a token for method on the call's
+// connection: the one it sent last, while younger than TokenReuse, or a
+// fresh one.
+func (c *tokenCreds) token(ctx context.Context, method string) map[string]string {
 	now := c.now()
 	conn := connOf(ctx)
 	if conn == nil { // no connection known: a fresh token every call
-		return Mint(c.key, method, c.authority, now)
+		return map[string]string{MetadataKey: Mint(c.key, method, c.authority, now)}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,11 +82,11 @@ func (c *tokenCreds) token(ctx context.Context, method string) string {
 		c.conn, c.tokens = conn, map[string]minted{}
 	}
 	if m, ok := c.tokens[method]; ok && now.Sub(m.at) < TokenReuse && !now.Before(m.at) {
-		return m.value
+		return m.md
 	}
-	m := minted{value: Mint(c.key, method, c.authority, now), at: now}
+	m := minted{md: map[string]string{MetadataKey: Mint(c.key, method, c.authority, now)}, at: now}
 	c.tokens[method] = m
-	return m.value
+	return m.md
 }
 
 // connOf returns the identity of the connection a call goes out on: its

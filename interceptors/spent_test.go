@@ -107,7 +107,7 @@ func echoWith(c rexecv1.EchoServiceClient, token string) codes.Code {
 
 const echoMethod = "/rexec.v1.EchoService/Echo"
 
-func newSpentVerifier(t *testing.T, clk *syncClock, keys ...*Key) *Verifier {
+func newSpentVerifier(clk *syncClock, keys ...*Key) *Verifier {
 	return NewVerifier(NewKeyRing(keys), VerifierOptions{Now: clk.Now, Skew: time.Minute, Hostname: "-"})
 }
 
@@ -127,7 +127,7 @@ func waitSpent(t *testing.T, v *Verifier, conns int) SpentStats {
 func TestSpentTokenOneConnection(t *testing.T) {
 	key, _ := GenerateKey("k")
 	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(t, clk, key)
+	v := newSpentVerifier(clk, key)
 	s := startSpentServer(t, v, "127.0.0.1:0")
 	a, b := rawConn(t, s.addr), rawConn(t, s.addr)
 	tok := Mint(key, echoMethod, s.addr, clk.Now())
@@ -171,7 +171,7 @@ func TestSpentTokenOneConnection(t *testing.T) {
 func TestSpentTokenKeyReload(t *testing.T) {
 	key, _ := GenerateKey("k")
 	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(t, clk, key)
+	v := newSpentVerifier(clk, key)
 	s := startSpentServer(t, v, "127.0.0.1:0")
 	a := rawConn(t, s.addr)
 	tok := Mint(key, echoMethod, s.addr, clk.Now())
@@ -222,7 +222,7 @@ func TestSpentTokenKeyReload(t *testing.T) {
 func TestSpentTokensGoWithTheConnection(t *testing.T) {
 	key, _ := GenerateKey("k")
 	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(t, clk, key)
+	v := newSpentVerifier(clk, key)
 	s := startSpentServer(t, v, "127.0.0.1:0")
 	cc, err := grpc.NewClient("passthrough:///"+s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -246,7 +246,7 @@ func TestSpentTokensGoWithTheConnection(t *testing.T) {
 func TestSpentTokensBoundedPerConnection(t *testing.T) {
 	key, _ := GenerateKey("k")
 	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(t, clk, key)
+	v := newSpentVerifier(clk, key)
 	s := startSpentServer(t, v, "127.0.0.1:0")
 	c := rawConn(t, s.addr)
 	for i := range maxSpentPerConn + 10 {
@@ -267,7 +267,7 @@ func TestSpentTokensBoundedPerConnection(t *testing.T) {
 func TestClientReusesTokenPerConnection(t *testing.T) {
 	key, _ := GenerateKey("k")
 	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(t, clk, key)
+	v := newSpentVerifier(clk, key)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -349,31 +349,32 @@ func TestTokenCredsReuse(t *testing.T) {
 	key, _ := GenerateKey("k")
 	clk := &syncClock{now: time.Now()}
 	c := &tokenCreds{key: key, authority: "127.0.0.1:1", now: clk.Now}
+	tok := func(ctx context.Context, method string) string { return c.token(ctx, method)[MetadataKey] }
 	on := func(a net.Addr) context.Context {
 		return peer.NewContext(context.Background(), &peer.Peer{LocalAddr: a})
 	}
 	conn1 := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	conn2 := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} // equal, but another connection's
-	t1 := c.token(on(conn1), echoMethod)
-	if got := c.token(on(conn1), echoMethod); got != t1 {
+	t1 := tok(on(conn1), echoMethod)
+	if got := tok(on(conn1), echoMethod); got != t1 {
 		t.Fatal("second call on the same connection: a new token, want the same")
 	}
-	if got := c.token(on(conn1), "/rexec.v1.EchoService/EchoStream"); got == t1 {
+	if got := tok(on(conn1), "/rexec.v1.EchoService/EchoStream"); got == t1 {
 		t.Fatal("another method: the same token")
 	}
-	if got := c.token(on(conn2), echoMethod); got == t1 {
+	if got := tok(on(conn2), echoMethod); got == t1 {
 		t.Fatal("another connection with an equal address: the same token")
 	}
-	t2 := c.token(on(conn2), echoMethod)
+	t2 := tok(on(conn2), echoMethod)
 	clk.Add(TokenReuse - time.Millisecond)
-	if got := c.token(on(conn2), echoMethod); got != t2 {
+	if got := tok(on(conn2), echoMethod); got != t2 {
 		t.Fatal("just under TokenReuse: a new token")
 	}
 	clk.Add(time.Millisecond)
-	if got := c.token(on(conn2), echoMethod); got == t2 {
+	if got := tok(on(conn2), echoMethod); got == t2 {
 		t.Fatal("at TokenReuse: the same token")
 	}
-	if c.token(context.Background(), echoMethod) == c.token(context.Background(), echoMethod) {
+	if tok(context.Background(), echoMethod) == tok(context.Background(), echoMethod) {
 		t.Fatal("no connection known: the same token twice")
 	}
 }
