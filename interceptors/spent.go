@@ -17,15 +17,20 @@ import (
 // Why this keeps what the nonce protects. Replay protection stops a token
 // taken off the wire (or out of a log) from being spent by someone else.
 // Someone else means another connection: they cannot send frames on the
-// client's connection (TLS; on plaintext loopback only local users, whom
-// the key check covers, and a TCP hijacker can send whatever they like
-// with a fresh token too). So a connection re-presenting what it spent
+// client's connection (TLS; on plaintext, whoever can inject into the
+// client's TCP stream could already take a fresh token off the wire and
+// send it first, which README says only TLS stops). So a connection
+// re-presenting what it spent
 // gains no power a fresh token would not give it: the token is still bound
 // to its key, method, :authority and time, and the server checks the key,
 // its cert= binding and its scope on every call. What it buys: the client
 // may send one token per method for a few seconds, which HPACK indexes
 // (a fresh token a call is 130 bytes no header table can ever hold), and
-// the server looks the string up instead of computing the HMAC.
+// the server looks the string up instead of computing the HMAC. One case
+// weakens: an HTTP/2 proxy that carries several clients' calls on one
+// connection to the server makes them one connection here, so a token one
+// of them sent could be re-sent by another through it inside the window
+// (README says so).
 //
 // The identity of a connection is a value the server makes for it in
 // TagConn (connHandler), which gRPC derives every call's context from: it
