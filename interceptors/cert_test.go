@@ -108,25 +108,39 @@ func TestVerifyCertBinding(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cl := call(c.method)
 			cl.TLS = c.conn
+			check := func(what string, k *Key, err error) {
+				t.Helper()
+				if c.want == "" {
+					if err != nil || k != c.key {
+						t.Fatalf("%s: refused: %v", what, err)
+					}
+					return
+				}
+				ae, ok := err.(*AuthError)
+				if !ok {
+					t.Fatalf("%s: got %v, want an *AuthError", what, err)
+				}
+				if c.want == "denied" {
+					if !ae.Denied {
+						t.Fatalf("%s: got %v, want denied", what, err)
+					}
+					return
+				}
+				if ae.Denied || !strings.Contains(ae.Reason, c.want) {
+					t.Fatalf("%s: got denied=%v %q, want unauthenticated saying %q", what, ae.Denied, ae.Reason, c.want)
+				}
+			}
 			k, err := v.Verify(Mint(c.key, c.method, vectorAuthority, time.Now()), cl)
-			if c.want == "" {
-				if err != nil || k != c.key {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			ae, ok := err.(*AuthError)
-			if !ok {
-				t.Fatalf("got %v, want an *AuthError", err)
-			}
-			if c.want == "denied" {
-				if !ae.Denied {
-					t.Fatalf("got %v, want denied", err)
-				}
-				return
-			}
-			if ae.Denied || !strings.Contains(ae.Reason, c.want) {
-				t.Fatalf("got denied=%v %q, want unauthenticated saying %q", ae.Denied, ae.Reason, c.want)
+			check("Verify", k, err)
+			// On a gRPC connection the token presented again, which
+			// skips the HMAC, gets the same answer: the key's binding
+			// and scope are checked on every call.
+			cs := v.spent.open()
+			defer v.spent.close(cs)
+			tok := Mint(c.key, c.method, vectorAuthority, time.Now())
+			for _, what := range []string{"first on a connection", "again on that connection"} {
+				k, err := v.verifyOnConn(cs, tok, cl)
+				check(what, k, err)
 			}
 		})
 	}

@@ -12,5 +12,8 @@
 //
 //	conn, _ := grpc.NewClient(addr, append(creds, interceptors.ClientOptions(key, addr)...)...)
 //
+// A connection may present a token it spent again (spent.go); the client
+// does so for TokenReuse, one token per method and connection.
+//
 // The token format is in README.md ("The token"), byte for byte.
 package interceptors

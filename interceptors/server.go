@@ -41,7 +41,9 @@ type ServerConfig struct {
 
 // ServerOptions returns the interceptor chains for a server: call logging,
 // authentication (all methods but health and reflection unless AuthAdmin),
-// and panic recovery innermost, so a panicking handler becomes Internal.
+// and panic recovery innermost, so a panicking handler becomes Internal;
+// with auth, also the Verifier's stats handler, which lets a connection
+// present a token it spent again (spent.go).
 func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -61,7 +63,13 @@ func ServerOptions(cfg ServerConfig) []grpc.ServerOption {
 		return status.Error(codes.Internal, "rexec: internal error (the server log has the details)")
 	})
 	// The version header first, so that every call carries it (version.go).
-	return append(VersionServerOptions(version.String()),
+	opts := VersionServerOptions(version.String())
+	if !cfg.NoAuth && cfg.Verifier != nil {
+		// Each connection's identity for the tokens it may present again
+		// (spent.go).
+		opts = append(opts, grpc.StatsHandler(cfg.Verifier.StatsHandler()))
+	}
+	return append(opts,
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			cfg.unaryAuth,
@@ -131,7 +139,8 @@ func (cfg ServerConfig) authenticate(ctx context.Context, method string) (contex
 	case 0:
 		err = authFail("", AuthNoToken, "%v", errNoToken)
 	case 1:
-		k, err = cfg.Verifier.Verify(vals[0], CallFromContext(ctx, method))
+		cs, _ := ctx.Value(connCtxKey{}).(*connSpent)
+		k, err = cfg.Verifier.verifyOnConn(cs, vals[0], CallFromContext(ctx, method))
 	default:
 		err = authFail("", AuthTokenCount, "%d authorization values, want one", len(vals))
 	}

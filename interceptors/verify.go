@@ -23,7 +23,8 @@ type VerifierOptions struct {
 	// about 34 bytes a nonce that BenchmarkReplayCache measures, some
 	// 36 MiB at the most. A token's nonce is kept only while its ts is in
 	// the window (at most 2×skew+1s), so with 60s skew the bound allows at
-	// least 8600 calls/s sustained.
+	// least 8600 calls/s sustained. The tokens open gRPC connections may
+	// present again (spent.go) are bounded by it too, apart.
 	MaxNonces int
 	// Now is the clock. By default time.Now.
 	Now func() time.Time
@@ -47,6 +48,9 @@ type Verifier struct {
 	opts   VerifierOptions
 	aud    audience
 	replay replayCache
+	// spent is the tokens each gRPC connection may present again
+	// (spent.go).
+	spent spentTokens
 }
 
 // NewVerifier returns a Verifier over keys.
@@ -66,10 +70,11 @@ func NewVerifier(keys *KeyRing, opts VerifierOptions) *Verifier {
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 	}
+	window := int64(opts.Skew / time.Second)
 	return &Verifier{keys: keys, opts: opts, aud: newAudience(opts.Names, opts.Hostname), replay: replayCache{
-		window: int64(opts.Skew / time.Second), max: opts.MaxNonces,
+		window: window, max: opts.MaxNonces,
 		buckets: map[int64]map[[nonceLen]byte]struct{}{},
-	}}
+	}, spent: spentTokens{window: window, max: int64(opts.MaxNonces), conns: map[*connSpent]struct{}{}}}
 }
 
 // Keys is the ring the verifier reads; Replace on it rotates keys.
@@ -134,8 +139,44 @@ type Call struct {
 // Verify checks the authorization value for call and returns the key that
 // signed it, or an *AuthError. A key bound to a client certificate (cert=)
 // that call.TLS does not carry is refused as unauthenticated, before its
-// scopes are looked at.
+// scopes are looked at. Every value is checked in full and its nonce spent:
+// the raw transport's handshake, and any caller outside a gRPC connection,
+// use this. (The gRPC chain uses verifyOnConn.)
 func (v *Verifier) Verify(value string, call Call) (*Key, error) {
+	return v.verify(value, call, v.opts.Now().Unix(), nil, false)
+}
+
+// verifyOnConn is Verify for a gRPC call on the connection cs (nil when
+// the server has no connHandler: then it is Verify). A value that cs
+// spent, for the same method and :authority, whose ts is still in the
+// window, is accepted without the HMAC, once its key is still the ring's
+// (the same *Key: a reload makes new ones) and the key's cert= binding and
+// scope still admit the call; a reload since re-checks it in full but for
+// the nonce, which cs spent, so a removed or changed key refuses it at
+// once. Any other value is checked in full, its nonce spent, and cs
+// remembers it (spent.go says why this is safe).
+func (v *Verifier) verifyOnConn(cs *connSpent, value string, call Call) (*Key, error) {
+	if cs == nil {
+		return v.Verify(value, call)
+	}
+	now := v.opts.Now().Unix()
+	e, ok := cs.lookup(value)
+	if !ok || e.method != call.Method || e.authority != call.Authority {
+		return v.verify(value, call, now, cs, false)
+	}
+	if d := now - e.ts; d > v.replay.window || -d > v.replay.window {
+		return nil, authFail(e.key.ID, AuthClockSkew, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
+	}
+	if v.keys.Lookup(e.key.ID) != e.key {
+		return v.verify(value, call, now, cs, true)
+	}
+	return v.admit(e.key, call)
+}
+
+// verify checks value in full. With cs, the connection it came on
+// remembers it once its nonce is spent; with spent, cs spent the nonce
+// already (a re-check after a key reload) and it is not looked up again.
+func (v *Verifier) verify(value string, call Call, now int64, cs *connSpent, spent bool) (*Key, error) {
 	var t Token
 	if err := parseToken(value, &t); err != nil {
 		if errors.Is(err, ErrTokenV1) {
@@ -147,7 +188,6 @@ func (v *Verifier) Verify(value string, call Call) (*Key, error) {
 	if k == nil {
 		return nil, authFail(t.KeyID, AuthUnknownKey, "unknown key id")
 	}
-	now := v.opts.Now().Unix()
 	if d := now - t.TS; d > v.replay.window || -d > v.replay.window {
 		return nil, authFail(t.KeyID, AuthClockSkew, "ts is %ds off the server's clock (window %ds)", d, v.replay.window)
 	}
@@ -163,16 +203,53 @@ func (v *Verifier) Verify(value string, call Call) (*Key, error) {
 	}
 	// Only after the signature: nobody without a key can fill the cache. A
 	// key with the replay scope opted out of it (load-test tools).
-	if !k.Allows(ScopeReplay) {
-		switch v.replay.add(now, t.TS, t.Nonce) {
-		case replaySeen:
-			return nil, authFail(t.KeyID, AuthReplayed, "nonce replayed")
-		case replayFull:
-			return nil, authFail(t.KeyID, AuthReplayFull, "replay cache full (%d nonces in the window)", v.replay.max)
+	if cs == nil {
+		if err := v.spendNonce(k, t, now); err != nil {
+			return nil, err
+		}
+		return v.admit(k, call)
+	}
+	if !spent && v.spent.full(now) {
+		return nil, authFail(t.KeyID, AuthReplayFull, "spent-token cache full (%d tokens on open connections)", v.spent.max)
+	}
+	// Under the connection's lock: two calls on one connection that bring
+	// one new token at once both get here, and the second finds the token
+	// the first spent, not a replay.
+	cs.mu.Lock()
+	if _, mine := cs.tokens[value]; !spent && !mine {
+		if err := v.spendNonce(k, t, now); err != nil {
+			cs.mu.Unlock()
+			return nil, err
 		}
 	}
+	// The nonce is this connection's now, whatever the key's checks below
+	// say: remembering it here keeps a re-presented token's answer the
+	// same as its first (PermissionDenied stays PermissionDenied, not
+	// replayed), and the fast path runs those checks again on every call.
+	v.spent.addLocked(cs, value, spentToken{key: k, method: call.Method, authority: call.Authority, ts: t.TS}, now)
+	cs.mu.Unlock()
+	return v.admit(k, call)
+}
+
+// spendNonce records t's nonce in the replay cache, unless k opted out.
+func (v *Verifier) spendNonce(k *Key, t Token, now int64) *AuthError {
+	if k.Allows(ScopeReplay) {
+		return nil
+	}
+	switch v.replay.add(now, t.TS, t.Nonce) {
+	case replaySeen:
+		return authFail(t.KeyID, AuthReplayed, "nonce replayed")
+	case replayFull:
+		return authFail(t.KeyID, AuthReplayFull, "replay cache full (%d nonces in the window)", v.replay.max)
+	}
+	return nil
+}
+
+// admit is the checks of the key itself, on every call: its cert= binding
+// against the connection and its scope for the method.
+func (v *Verifier) admit(k *Key, call Call) (*Key, error) {
 	if err := CheckConn(k, call.TLS); err != nil {
-		return nil, authFail(t.KeyID, AuthCertMismatch, "%v", err)
+		return nil, authFail(k.ID, AuthCertMismatch, "%v", err)
 	}
 	if scope := v.opts.ScopeOf(call.Method); scope == "" || !k.Allows(scope) {
 		return nil, &AuthError{Denied: true, KeyID: k.ID, Kind: AuthScope, Reason: fmt.Sprintf("key lacks scope %q for %s", scope, call.Method)}

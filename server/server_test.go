@@ -199,14 +199,26 @@ func TestAuth(t *testing.T) {
 	if strings.Contains(srv.Log.String(), "sig=") {
 		t.Error("server log holds a signature")
 	}
-	// A token replayed verbatim is refused.
+	// A token replayed verbatim on another connection is refused; the
+	// connection that spent it may present it again (interceptors/spent.go).
 	tok := interceptors.Mint(srv.Key, "/rexec.v1.EchoService/Echo", srv.Addr, time.Now())
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", tok)
 	if _, err := noKey.Echo(ctx, "x", false); err != nil {
 		t.Fatalf("first use of a token: %v", err)
 	}
-	if _, err := noKey.Echo(ctx, "x", false); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("replayed token: %v, want Unauthenticated", err)
+	if _, err := noKey.Echo(ctx, "x", false); err != nil {
+		t.Errorf("the token again on the connection that spent it: %v", err)
+	}
+	noKey2, err := client.New(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noKey2.Close()
+	if _, err := noKey2.Echo(ctx, "x", false); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("replayed token on another connection: %v, want Unauthenticated", err)
+	}
+	if !strings.Contains(srv.Log.String(), "nonce replayed") {
+		t.Error("server log does not say the token on another connection was replayed")
 	}
 	// The right key works, and echo-only may echo.
 	if out, err := srv.Client(t, echoOnly).Echo(context.Background(), "hi", true); err != nil || out != "HI" {

@@ -84,6 +84,10 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 				return cliflag.Usagef(cmd, "--log-format %q: want text or json", cfg.LogFormat)
 			}
+			if cfg.Skew <= interceptors.TokenReuse {
+				// rexec's client presents one token for up to TokenReuse.
+				return cliflag.Usagef(cmd, "--skew %v: give more than %v (rexec's client presents one token for up to %v)", cfg.Skew, interceptors.TokenReuse, interceptors.TokenReuse)
+			}
 			if err := checkJournalFlags(cmd, &cfg); err != nil {
 				return err
 			}
@@ -129,7 +133,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.Int64Var(&cfg.Runner.MaxOutput, "max-output", 1<<40, "largest (and default) output budget of a command, in bytes")
 	dur(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM/SIGINT, how long running commands may go on before they are killed")
 	fs.BoolVar(&cfg.AuthAdmin, "auth-admin", false, "close health and reflection to calls without an admin-scoped token")
-	dur(&cfg.Skew, "skew", 60*time.Second, "how far a token's time may be from the server's clock")
+	dur(&cfg.Skew, "skew", 60*time.Second, "how far a token's time may be from the server's clock (over 10s)")
 	cfg.TLS.register(fs)
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the bound address to this file once listening (for --listen with port 0)")
 	fs.StringVar(&cfg.RawListen, "raw-listen", "", "also serve the raw socket transport on this address, e.g. 127.0.0.1:50052 (default: off)")

@@ -48,6 +48,7 @@ func TestRexecdExitStatus(t *testing.T) {
 		{[]string{"--journal-max", "1000"}, 2, "rexecd: --journal-max 1000: want 0 (no journal) or at least 1048576 bytes"},
 		{[]string{"--journal-max", "8388608", "--journal-total", "1048576"}, 2, "rexecd: --journal-total 1048576 is less than --journal-max 8388608"},
 		{[]string{"--reconnect-grace", "-1s"}, 2, `rexecd: --reconnect-grace "-1s": want a duration of 0 or more`},
+		{[]string{"--skew", "10s"}, 2, "rexecd: --skew 10s: give more than 10s (rexec's client presents one token for up to 10s)"},
 		{[]string{"--retain", "0"}, 2, "rexecd: --retain 0s: want a positive duration"},
 		{[]string{"--retain-count", "0"}, 2, "rexecd: --retain-count 0: want at least 1"},
 		{[]string{"--otlp-endpoint", "localhost:4317"}, 2, `rexecd: --otlp-endpoint "localhost:4317": want the URL of an OTLP/gRPC collector: http://HOST:4317`},
