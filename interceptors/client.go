@@ -71,13 +71,16 @@ func (c *tokenCreds) RequireTransportSecurity() bool { return false }
 // connection: the one it sent last, while younger than TokenReuse, or a
 // fresh one.
 func (c *tokenCreds) token(ctx context.Context, method string) map[string]string {
-	now := c.now()
 	conn := connOf(ctx)
 	if conn == nil { // no connection known: a fresh token every call
-		return map[string]string{MetadataKey: Mint(c.key, method, c.authority, now)}
+		return map[string]string{MetadataKey: Mint(c.key, method, c.authority, c.now())}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The time under the lock: read before it, a call that waited for
+	// the lock would find the token minted meanwhile younger than its own
+	// now, take it for one from the future, and mint another.
+	now := c.now()
 	if c.conn != conn {
 		c.conn, c.tokens = conn, map[string]minted{}
 	}
