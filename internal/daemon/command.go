@@ -126,7 +126,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.IntVar(&cfg.Runner.MaxConcurrent, "max-concurrent", 64, "commands running at once; more get ResourceExhausted")
 	cfg.MemoryLimit = -1
-	fs.Var(cliflag.Size{N: &cfg.MemoryLimit, Auto: true}, "memory-limit", "soft limit of rexecd's memory (Go's GOMEMLIMIT), like 256M: past it the GC runs more often; auto: $GOMEMLIMIT, else 64M + 1M per --max-concurrent; 0: none")
+	fs.Var(cliflag.Size{N: &cfg.MemoryLimit, Auto: true}, "memory-limit", "soft limit of rexecd's memory (Go's GOMEMLIMIT), like 256M: past it the GC runs more often; auto: $GOMEMLIMIT, else 24M + 256K per --max-concurrent (40M at 64); 0: none")
 	dur(&cfg.Runner.KillGrace, "kill-grace", 3*time.Second, "time between SIGTERM and SIGKILL to a cancelled command's group")
 	dur(&cfg.Runner.DrainGrace, "drain-grace", 2*time.Second, "how long to read output after a command exits while a descendant holds it open")
 	dur(&cfg.Runner.MaxTimeout, "max-timeout", 24*time.Hour, "longest (and default) command timeout")
