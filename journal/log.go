@@ -330,17 +330,26 @@ func (l *outputLog) flushTail() {
 }
 
 // trimTail lets go of the oldest blocks that are on disk, while the rest
-// still covers twice the live window: an attached reader is at most the
-// live window and one record behind (the writer checks the window before
-// it appends), and one that keeps up must never go to disk.
+// still covers the live window before the newest record: an attached
+// reader is at most the live window and one record behind (the writer
+// checks the window before it appends), and one that keeps up must never
+// go to disk. Nothing more is kept: the tail is where a streaming
+// command's memory is (its chunks are kept in the runner's buffers), and
+// the soak's heap profile had two live windows of them per stream.
 func (l *outputLog) trimTail() {
 	for len(l.blocks) > 1 {
 		b := l.blocks[0]
-		if b.flushed != len(b.buf) || l.tailBytes-int64(len(b.buf)) < 2*l.liveWindow {
+		if b.flushed != len(b.buf) || l.newestOff()-l.blocks[1].pos[0].off < l.liveWindow {
 			return
 		}
 		l.dropBlock()
 	}
+}
+
+// newestOff is the output offset of the newest record in the tail.
+func (l *outputLog) newestOff() int64 {
+	b := l.blocks[len(l.blocks)-1]
+	return b.pos[len(b.pos)-1].off
 }
 
 func (l *outputLog) dropBlock() {

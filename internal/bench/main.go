@@ -94,13 +94,13 @@ func binaries(ctx context.Context) (string, func(), error) {
 
 // withDaemon builds the binaries, starts a daemon, runs f on it, and
 // stops and removes everything after.
-func withDaemon(ctx context.Context, f func(d *Daemon) error) error {
+func withDaemon(ctx context.Context, f func(d *Daemon) error, flags ...string) error {
 	bin, cleanup, err := binaries(ctx)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	d, err := StartDaemon(ctx, bin)
+	d, err := StartDaemon(ctx, bin, flags...)
 	if err != nil {
 		return err
 	}

@@ -382,6 +382,7 @@ func soakCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Callers, "callers", 4, "concurrent callers")
 	fs.Int64Var(&o.LargeBytes, "large", 8<<20, "bytes of a large output")
 	fs.DurationVar(&o.SampleEvery, "sample", 5*time.Second, "how often server RSS and fds are sampled")
+	daemonFlags := fs.String("daemon-flags", "", "more rexecd flags, space-separated (e.g. \"--metrics-listen 127.0.0.1:0 --metrics-addr-file F --pprof\" to profile it while it runs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -389,7 +390,7 @@ func soakCmd(ctx context.Context, args []string) error {
 	if err := withDaemon(ctx, func(d *Daemon) (err error) {
 		res, err = Soak(ctx, d, o)
 		return err
-	}); err != nil {
+	}, strings.Fields(*daemonFlags)...); err != nil {
 		return err
 	}
 	fmt.Printf("%s/%s, %s, %d CPUs\n", runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.NumCPU())

@@ -72,6 +72,7 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
          --tls-client-ca certs/ca.crt                     # mTLS on every address (rexec certs makes these)
   rexecd --listen 127.0.0.1:0 --addr-file addr            # a free port, written to ./addr
   rexecd --metrics-listen 127.0.0.1:9464                  # Prometheus metrics at http://127.0.0.1:9464/metrics
+  rexecd --metrics-listen 127.0.0.1:9464 --pprof          # also Go's profiles: go tool pprof http://127.0.0.1:9464/debug/pprof/heap
   rexecd --otlp-endpoint http://127.0.0.1:4317            # a trace span per call, to an OTLP collector
   sudo rexecd --require-user --cgroups require            # every key has user=; every command a cgroup
   rexecd --state-dir /var/lib/rexec --retain 24h          # keep ended executions' journals a day
@@ -95,6 +96,9 @@ Durations are Go durations (30s, 1.5m, 1h30m) or a number of seconds.`,
 				if err := interceptors.CheckName(n); err != nil {
 					return cliflag.Usagef(cmd, "--name: %v", err)
 				}
+			}
+			if cfg.Pprof && cfg.MetricsListen == "" {
+				return cliflag.Usagef(cmd, "--pprof needs --metrics-listen: the profiles are served on the metrics listener")
 			}
 			if cfg.OTLPEndpoint != "" {
 				if err := telemetry.CheckEndpoint(cfg.OTLPEndpoint); err != nil {
@@ -126,7 +130,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.IntVar(&cfg.Runner.MaxConcurrent, "max-concurrent", 64, "commands running at once; more get ResourceExhausted")
 	cfg.MemoryLimit = -1
-	fs.Var(cliflag.Size{N: &cfg.MemoryLimit, Auto: true}, "memory-limit", "soft limit of rexecd's memory (Go's GOMEMLIMIT), like 256M: past it the GC runs more often; auto: $GOMEMLIMIT, else 64M + 1M per --max-concurrent; 0: none")
+	fs.Var(cliflag.Size{N: &cfg.MemoryLimit, Auto: true}, "memory-limit", "soft limit of rexecd's memory (Go's GOMEMLIMIT), like 256M: past it the GC runs more often; auto: $GOMEMLIMIT, else 24M + 256K per --max-concurrent (40M at 64); 0: none")
 	dur(&cfg.Runner.KillGrace, "kill-grace", 3*time.Second, "time between SIGTERM and SIGKILL to a cancelled command's group")
 	dur(&cfg.Runner.DrainGrace, "drain-grace", 2*time.Second, "how long to read output after a command exits while a descendant holds it open")
 	dur(&cfg.Runner.MaxTimeout, "max-timeout", 24*time.Hour, "longest (and default) command timeout")
@@ -150,6 +154,7 @@ func registerFlags(cmd *cobra.Command, cfg *DaemonConfig, getenv func(string) st
 	fs.StringArrayVar(&cfg.Names, "name", nil, "a name clients dial this server by, HOST or HOST:PORT, besides its own addresses and host name: a load balancer's (repeatable). Servers that share a name share their tokens")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics over HTTP at this address's /metrics, e.g. 127.0.0.1:9464 (default: off)")
 	fs.StringVar(&cfg.MetricsAddrFile, "metrics-addr-file", "", "write the metrics listener's bound address to this file")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's runtime profiles (heap, goroutine, CPU) at the metrics listener's /debug/pprof/; needs --metrics-listen")
 	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "export a trace span per call to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (default: off)")
 	cfg.Runner.Cgroups = runner.CgroupsAuto
 	fs.Var(cgroupMode{&cfg.Runner.Cgroups}, "cgroups", "a cgroup per command: auto (where rexecd may create them; else process groups, logged), off, or require (refuse to start without)")

@@ -51,6 +51,7 @@ func TestRexecdExitStatus(t *testing.T) {
 		{[]string{"--skew", "10s"}, 2, "rexecd: --skew 10s: give more than 10s (rexec's client presents one token for up to 10s)"},
 		{[]string{"--retain", "0"}, 2, "rexecd: --retain 0s: want a positive duration"},
 		{[]string{"--retain-count", "0"}, 2, "rexecd: --retain-count 0: want at least 1"},
+		{[]string{"--pprof"}, 2, "rexecd: --pprof needs --metrics-listen: the profiles are served on the metrics listener"},
 		{[]string{"--otlp-endpoint", "localhost:4317"}, 2, `rexecd: --otlp-endpoint "localhost:4317": want the URL of an OTLP/gRPC collector: http://HOST:4317`},
 		{[]string{"--listen", "127.0.0.1:0", "--keys", keys, "--metrics-listen", "0.0.0.0:0", "--state-dir", t.TempDir()}, 1,
 			"rexecd: refusing --metrics-listen 0.0.0.0:0 (bound "},

@@ -8,13 +8,18 @@ import (
 )
 
 // Memory-limit defaults: a base for the server itself (its pools, the
-// replay cache, the connections) and an allowance for each command that
-// may run at once (an output chunk being read, one being sent, gRPC's
-// per-stream write quota). Measured: a 10-minute soak of 16 callers peaked
-// at 50 MiB of RSS without a limit; 1000 `sleep 1` at 46 MiB.
+// replay cache, the connections, the collector's headroom) and an allowance
+// for each command that may run at once. Measured with --pprof (heap
+// profiles at the peak of a soak of 16 mixed callers, ~10 of them streaming
+// 8 MiB): 20-22 MB of live heap, ~0.9 MiB for each streaming command (its
+// journal's live window of 512 KiB, a chunk being read, one being sent)
+// and a few MiB for the rest. A quiet command holds no output buffer. The
+// limit at the default --max-concurrent (64), 40 MiB, is about twice that
+// live heap, what GOGC=100 would give it; the old default (64 MiB + 1 MiB a
+// command, 128 MiB) let the soak's RSS reach 123 MiB.
 const (
-	memoryBase       = 64 << 20
-	memoryPerCommand = 1 << 20
+	memoryBase       = 24 << 20
+	memoryPerCommand = 256 << 10
 )
 
 // setMemoryLimit applies --memory-limit and returns what is in force, for

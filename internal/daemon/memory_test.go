@@ -18,7 +18,7 @@ func TestSetMemoryLimit(t *testing.T) {
 		wantText string
 	}{
 		{256 << 20, "", 256 << 20, "256MiB"},
-		{-1, "", 64<<20 + 10<<20, "74MiB"},
+		{-1, "", 24<<20 + 10*256<<10, "26MiB"},
 		{0, "", math.MaxInt64, "none"},
 		{-1, "300MiB", -1, "300MiB ($GOMEMLIMIT)"},
 	} {

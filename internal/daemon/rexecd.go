@@ -58,6 +58,9 @@ type DaemonConfig struct {
 	// empty (the default) leaves them off. MetricsAddrFile is AddrFile's
 	// twin for it.
 	MetricsListen, MetricsAddrFile string
+	// Pprof also serves the runtime's profiles (net/http/pprof) at
+	// /debug/pprof/ on the metrics listener; it needs MetricsListen.
+	Pprof bool
 	// OTLPEndpoint, when set, exports a span per call to this OTLP/gRPC
 	// collector (http://HOST:4317 or https://…); empty: no tracing.
 	OTLPEndpoint string

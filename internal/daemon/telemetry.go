@@ -106,8 +106,11 @@ func (o *observability) serveMetrics(cfg DaemonConfig, run *runner.Runner, log *
 			return fmt.Errorf("--metrics-addr-file: %w", err)
 		}
 	}
-	o.lis = telemetry.Serve(lis, o.metrics, log)
+	o.lis = telemetry.Serve(lis, o.metrics, cfg.Pprof, log)
 	log.Info("rexecd metrics listening", "metrics", "http://"+lis.Addr().String()+telemetry.MetricsPath)
+	if cfg.Pprof {
+		log.Info("rexecd profiles listening", "pprof", "http://"+lis.Addr().String()+telemetry.PprofPath)
+	}
 	return nil
 }
 

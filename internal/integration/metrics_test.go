@@ -245,3 +245,54 @@ func TestMetricsScrape(t *testing.T) {
 	s.expect(t, "grpc_server_handled_total", "grpc_code=ResourceExhausted,"+run4, 1)
 	s.expect(t, "grpc_server_handling_seconds", run4, 7)
 }
+
+// TestPprofOptIn runs the real rexecd with and without --pprof: the
+// runtime's profiles are on the metrics listener only when asked for.
+func TestPprofOptIn(t *testing.T) {
+	t.Parallel()
+	bin := binaries(t)
+	get := func(addr, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	for _, on := range []bool{false, true} {
+		addrFile := filepath.Join(t.TempDir(), "metrics-addr")
+		flags := []string{"--metrics-listen", "127.0.0.1:0", "--metrics-addr-file", addrFile}
+		if on {
+			flags = append(flags, "--pprof")
+		}
+		d, err := bench.StartDaemon(context.Background(), bin, flags...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(addrFile)
+		if err != nil {
+			d.Stop()
+			t.Fatal(err)
+		}
+		addr := string(b)
+		code, body := get(addr, "/debug/pprof/heap?debug=1")
+		switch {
+		case on && (code != http.StatusOK || !strings.HasPrefix(body, "heap profile:") || !strings.Contains(body, "# HeapInuse = ")):
+			t.Errorf("--pprof: GET /debug/pprof/heap?debug=1: %d %.200q, want 200 and a heap profile", code, body)
+		case !on && code != http.StatusNotFound:
+			t.Errorf("no --pprof: GET /debug/pprof/heap?debug=1: %d, want 404", code)
+		}
+		if code, body := get(addr, "/debug/pprof/goroutine?debug=1"); on && (code != http.StatusOK || !strings.Contains(body, "goroutine profile:")) {
+			t.Errorf("--pprof: GET /debug/pprof/goroutine?debug=1: %d %.200q", code, body)
+		}
+		if code, _ := get(addr, "/metrics"); code != http.StatusOK {
+			t.Errorf("--pprof=%v: GET /metrics: %d", on, code)
+		}
+		d.Stop()
+	}
+}

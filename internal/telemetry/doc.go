@@ -8,7 +8,7 @@
 //	m := telemetry.NewMetrics(version.String())
 //	run := runner.New(runner.Options{Observer: telemetry.NewObserver(m)})
 //	srv := server.New(server.Config{Observe: m.ServerOptions(), OnAuthFailure: m.GRPCAuthFailure, …})
-//	go telemetry.Serve(lis, m) // GET /metrics
+//	l := telemetry.Serve(lis, m, false, log) // GET /metrics
 //
 // rexec (the CLI) links none of this: it only passes a trace context on,
 // through the client package.
