@@ -30,7 +30,7 @@
 //
 // # What is kept, and what holds a command back
 //
-// The newest output is in memory as well (twice the live window), so a
+// The newest output is in memory as well (the live window and one record), so a
 // stream that keeps up never reads back from disk: a large chunk stays in
 // the runner's own buffer (runner.BufferSink), small ones are copied into
 // blocks, and a reader hands a record to its stream without a copy. Bounds, each counted when

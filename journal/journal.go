@@ -49,10 +49,12 @@ type Options struct {
 	LiveWindow int64
 	// StdinWindow is how many stdin bytes the journal takes from an attached
 	// client before its command reads them (StdinState.Window). By default
-	// 1 MiB, as LiveWindow: 512 KiB held a bulk stdin (`cat f | rexec run
+	// 1 MiB: 512 KiB held a bulk stdin (`cat f | rexec run
 	// -- 'cat >/dev/null'`, 512 MiB, three runs interleaved) at 520–545 MB/s,
 	// 1 MiB gave 585–628 and 2 MiB 610–649. It is memory: at most this much
-	// is queued per command, so --max-concurrent × 1 MiB at the worst.
+	// is queued per command, so --max-concurrent × 1 MiB at the worst (a
+	// soak of mixed callers streams output, not stdin: LiveWindow is what
+	// its memory is made of).
 	StdinWindow int
 	// Logger gets the journal's own events (evictions, expiries, recovery).
 	// By default slog.Default().
