@@ -91,12 +91,30 @@ func startSpentServer(t *testing.T, v *Verifier, addr string) *spentServer {
 // rawConn is a connection that sends the authorization value it is given.
 func rawConn(t *testing.T, addr string) rexecv1.EchoServiceClient {
 	t.Helper()
+	return rexecv1.NewEchoServiceClient(dialPlain(t, addr))
+}
+
+// dialPlain is a connection to addr that signs nothing by itself, closed
+// at the test's end if not before.
+func dialPlain(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return rexecv1.NewEchoServiceClient(cc)
+	return cc
+}
+
+// echoFresh makes n Echo calls on c, each with a fresh token, and fails
+// the test unless each is OK.
+func echoFresh(t *testing.T, c rexecv1.EchoServiceClient, key *Key, addr string, clk *syncClock, n int) {
+	t.Helper()
+	for i := range n {
+		if code := echoWith(c, Mint(key, echoMethod, addr, clk.Now())); code != codes.OK {
+			t.Fatalf("call %d: %v", i, code)
+		}
+	}
 }
 
 func echoWith(c rexecv1.EchoServiceClient, token string) codes.Code {
@@ -106,6 +124,16 @@ func echoWith(c rexecv1.EchoServiceClient, token string) codes.Code {
 }
 
 const echoMethod = "/rexec.v1.EchoService/Echo"
+
+// spentFixture is a key, a clock, a verifier of that key on the clock and
+// a server on a free loopback port that uses it.
+func spentFixture(t *testing.T) (*Key, *syncClock, *Verifier, *spentServer) {
+	t.Helper()
+	key, _ := GenerateKey("k")
+	clk := &syncClock{now: time.Now()}
+	v := newSpentVerifier(clk, key)
+	return key, clk, v, startSpentServer(t, v, "127.0.0.1:0")
+}
 
 func newSpentVerifier(clk *syncClock, keys ...*Key) *Verifier {
 	return NewVerifier(NewKeyRing(keys), VerifierOptions{Now: clk.Now, Skew: time.Minute, Hostname: "-"})
@@ -125,10 +153,7 @@ func waitSpent(t *testing.T, v *Verifier, conns int) SpentStats {
 }
 
 func TestSpentTokenOneConnection(t *testing.T) {
-	key, _ := GenerateKey("k")
-	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(clk, key)
-	s := startSpentServer(t, v, "127.0.0.1:0")
+	key, clk, v, s := spentFixture(t)
 	a, b := rawConn(t, s.addr), rawConn(t, s.addr)
 	tok := Mint(key, echoMethod, s.addr, clk.Now())
 
@@ -169,10 +194,7 @@ func TestSpentTokenOneConnection(t *testing.T) {
 }
 
 func TestSpentTokenKeyReload(t *testing.T) {
-	key, _ := GenerateKey("k")
-	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(clk, key)
-	s := startSpentServer(t, v, "127.0.0.1:0")
+	key, clk, v, s := spentFixture(t)
 	a := rawConn(t, s.addr)
 	tok := Mint(key, echoMethod, s.addr, clk.Now())
 	if c := echoWith(a, tok); c != codes.OK {
@@ -220,20 +242,10 @@ func TestSpentTokenKeyReload(t *testing.T) {
 }
 
 func TestSpentTokensGoWithTheConnection(t *testing.T) {
-	key, _ := GenerateKey("k")
-	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(clk, key)
-	s := startSpentServer(t, v, "127.0.0.1:0")
-	cc, err := grpc.NewClient("passthrough:///"+s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, clk, v, s := spentFixture(t)
+	cc := dialPlain(t, s.addr)
 	c := rexecv1.NewEchoServiceClient(cc)
-	for i := range 5 {
-		if code := echoWith(c, Mint(key, echoMethod, s.addr, clk.Now())); code != codes.OK {
-			t.Fatalf("call %d: %v", i, code)
-		}
-	}
+	echoFresh(t, c, key, s.addr, clk, 5)
 	if st := v.Spent(); st.Tokens != 5 || st.Conns != 1 {
 		t.Fatalf("spent %+v, want 5 tokens on 1 connection", st)
 	}
@@ -244,16 +256,9 @@ func TestSpentTokensGoWithTheConnection(t *testing.T) {
 }
 
 func TestSpentTokensBoundedPerConnection(t *testing.T) {
-	key, _ := GenerateKey("k")
-	clk := &syncClock{now: time.Now()}
-	v := newSpentVerifier(clk, key)
-	s := startSpentServer(t, v, "127.0.0.1:0")
+	key, clk, v, s := spentFixture(t)
 	c := rawConn(t, s.addr)
-	for i := range maxSpentPerConn + 10 {
-		if code := echoWith(c, Mint(key, echoMethod, s.addr, clk.Now())); code != codes.OK {
-			t.Fatalf("call %d: %v", i, code)
-		}
-	}
+	echoFresh(t, c, key, s.addr, clk, maxSpentPerConn+10)
 	if st := v.Spent(); st.Tokens != maxSpentPerConn || st.Evicted != 10 {
 		t.Fatalf("spent %+v, want %d tokens and 10 evicted", st, maxSpentPerConn)
 	}
