@@ -25,15 +25,20 @@ func rusage(st *os.ProcessState) (leaderUsage, bool) {
 	if !ok {
 		return leaderUsage{}, false
 	}
+	return leaderUsage{
+		user:   time.Duration(ru.Utime.Nano()),
+		system: time.Duration(ru.Stime.Nano()),
+		maxRSS: maxRSSBytes(ru),
+	}, true
+}
+
+// maxRSSBytes is ru's ru_maxrss in bytes.
+func maxRSSBytes(ru *syscall.Rusage) int64 {
 	rss := int64(ru.Maxrss)
 	if runtime.GOOS != "darwin" {
 		rss *= 1024 // Linux counts KiB, macOS bytes
 	}
-	return leaderUsage{
-		user:   time.Duration(ru.Utime.Nano()),
-		system: time.Duration(ru.Stime.Nano()),
-		maxRSS: rss,
-	}, true
+	return rss
 }
 
 // ownPeakRSS is this process's peak resident set, in bytes (its own
@@ -50,9 +55,5 @@ func ownPeakRSS() int64 {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	rss := int64(ru.Maxrss)
-	if runtime.GOOS != "darwin" {
-		rss *= 1024 // Linux counts KiB, macOS bytes
-	}
-	return rss
+	return maxRSSBytes(&ru)
 }
